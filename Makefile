@@ -1,0 +1,61 @@
+# Platform reference kit. Two commands do all set-up: `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY      := .venv/bin/python
+UV      := $(shell command -v uv 2>/dev/null || echo .venv-uv/bin/uv)
+SYSTEM_PACKAGES := redis-server prometheus prometheus-alertmanager
+ENV     ?= ci
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+# --- environment -----------------------------------------------------------
+$(UV):
+	@command -v uv >/dev/null 2>&1 || { python3 -m venv .venv-uv && .venv-uv/bin/pip install -q uv==0.13.8; }
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --all-groups --quiet
+	@touch $@
+
+.PHONY: venv
+venv: .venv/.synced ## create the virtual environment from uv.lock
+
+.PHONY: system-deps
+system-deps: ## apt-get install the servers the tests run for real (as root, only when missing)
+	@missing=""; for pkg in $(SYSTEM_PACKAGES); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing system packages:$$missing (run as root or install them)"; exit 1; fi; \
+	  echo "installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# --- run -------------------------------------------------------------------
+.PHONY: run
+run: venv ## serve the API on 127.0.0.1:8000 (SQLite, in-process fallbacks)
+	$(PY) -m app.devserver
+
+.PHONY: worker
+worker: venv ## run the outbox worker (delivers project notifications to WEBHOOK_URL)
+	$(PY) -m app.worker
+
+.PHONY: migrate
+migrate: venv ## apply database migrations to DATABASE_URL
+	$(PY) -m app.migrate
+
+# --- checks ----------------------------------------------------------------
+.PHONY: lint
+lint: venv ## ruff, mypy and the layer contracts
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+	.venv/bin/lint-imports
+
+.PHONY: test
+test: venv system-deps lint ## everything: lint, unit, integration, API, ops checks, short load gate
+	.venv/bin/pytest
+
+.PHONY: format
+format: venv
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .

@@ -1,0 +1,1 @@
+"""Repository tooling: loaders and generators shared by the kit's ops folders."""

@@ -1,0 +1,139 @@
+"""Service settings: read once from environment variables (pydantic-settings).
+
+Every tunable of the service lives here, so the README's settings table, the
+Kubernetes ConfigMaps and the test harness all speak the same names.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# A secret shorter than this is refused in production: HS256 wants >= 256 bits.
+MIN_SECRET_LENGTH = 32
+_KNOWN_WEAK_SECRETS = frozenset({"changeme", "secret", "dev-secret", "please-change-me"})
+
+
+class Environment(StrEnum):
+    LOCAL = "local"
+    TEST = "test"
+    CI = "ci"
+    DEV = "dev"
+    PREVIEW = "preview"
+    STAGING = "staging"
+    PROD = "prod"
+
+    @property
+    def is_production_like(self) -> bool:
+        """Deployed environments where secrets must be real and test switches stay off."""
+        return self in {Environment.STAGING, Environment.PROD}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    environment: Environment = Environment.LOCAL
+    service_name: str = "reference-service"
+    version: str = "0.1.0"
+
+    # --- persistence ---
+    database_url: str = "sqlite+aiosqlite:///./reference-service.db"
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=5, ge=0)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=5000, ge=0)
+    db_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    db_echo: bool = False
+
+    # --- redis (optional: in-process fallbacks when unset) ---
+    redis_url: str | None = None
+    redis_timeout_seconds: float = Field(default=0.5, gt=0)
+
+    # --- auth ---
+    jwt_secret: SecretStr | None = None
+    jwt_algorithm: str = "HS256"
+    jwt_issuer: str = "reference-service"
+    jwt_audience: str = "reference-service-api"
+    access_token_ttl_seconds: int = Field(default=3600, ge=60)
+    cookie_name: str = "access_token"
+    cookie_secure: bool = True
+    password_hash_concurrency: int = Field(default=2, ge=1)
+    bootstrap_admin_email: str | None = None
+    bootstrap_admin_password: SecretStr | None = None
+
+    # --- HTTP edge ---
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    trusted_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+    forwarded_allow_ips: str = "127.0.0.1"
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    docs_enabled: bool = True
+
+    # --- abuse protection ---
+    rate_limit_enabled: bool = True
+    rate_limit_login: str = "5/minute"
+    rate_limit_write: str = "60/minute"
+    rate_limit_read: str = "600/minute"
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+
+    # --- observability ---
+    log_level: str = "INFO"
+    log_json: bool = True
+    otel_exporter_otlp_endpoint: str | None = None
+    metrics_enabled: bool = True
+
+    # --- lifecycle ---
+    drain_timeout_seconds: float = Field(default=20.0, ge=0)
+    readiness_check_timeout_seconds: float = Field(default=1.0, gt=0)
+
+    # --- outbox worker ---
+    webhook_url: str | None = None
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    outbox_batch_size: int = Field(default=20, ge=1)
+    outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    outbox_max_attempts: int = Field(default=8, ge=1)
+    outbox_backoff_base_seconds: float = Field(default=1.0, gt=0)
+    outbox_backoff_max_seconds: float = Field(default=300.0, gt=0)
+    circuit_breaker_failure_threshold: int = Field(default=5, ge=1)
+    circuit_breaker_reset_seconds: float = Field(default=30.0, gt=0)
+
+    # --- fault injection (for the alerting e2e test; refused in production) ---
+    fault_injection_error_ratio: float = Field(default=0.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_lists(cls, data: object) -> object:
+        # Lists come from env vars as comma-separated strings (CORS_ORIGINS=a,b).
+        if isinstance(data, dict):
+            for key in ("cors_origins", "trusted_hosts"):
+                value = data.get(key)
+                if isinstance(value, str):
+                    data[key] = [v.strip() for v in value.split(",") if v.strip()]
+        return data
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.environment.is_production_like:
+            secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+            if len(secret) < MIN_SECRET_LENGTH or secret.lower() in _KNOWN_WEAK_SECRETS:
+                raise ValueError(
+                    f"JWT_SECRET must be set to a random value of at least {MIN_SECRET_LENGTH} "
+                    f"characters when ENVIRONMENT={self.environment.value}"
+                )
+            if self.fault_injection_error_ratio > 0:
+                raise ValueError("FAULT_INJECTION_ERROR_RATIO is refused in production environments")
+            if "*" in self.cors_origins:
+                raise ValueError("CORS_ORIGINS may not contain '*' in production environments")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Test harness shared by every test suite: real servers on free loopback ports."""

@@ -1,0 +1,207 @@
+"""Start real PostgreSQL, Redis and Prometheus servers on free loopback ports.
+
+The tests never talk to a fake where a real server fits; these context managers
+give each test session throwaway servers and always tear them down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/local/bin", "/usr/bin")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _pg_tool(name: str) -> str:
+    for directory in PG_BIN_DIRS:
+        candidate = Path(directory) / name
+        if candidate.exists():
+            return str(candidate)
+    raise FileNotFoundError(f"PostgreSQL tool {name} not found in {PG_BIN_DIRS}")
+
+
+def _as_postgres_user() -> dict[str, object]:
+    """initdb refuses to run as root: drop to the 'postgres' (or 'nobody') account."""
+    if os.geteuid() != 0:
+        return {}
+    import pwd
+
+    for account in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            entry = pwd.getpwnam(account)
+            return {"user": entry.pw_uid, "group": entry.pw_gid}
+    raise RuntimeError("running as root and no unprivileged account to run PostgreSQL")
+
+
+@dataclass
+class PostgresServer:
+    host: str
+    port: int
+    user: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+
+    def url(self, database: str = "postgres", driver: str = "postgresql+asyncpg") -> str:
+        return f"{driver}://{self.user}@{self.host}:{self.port}/{database}"
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        out = subprocess.run(
+            [_pg_tool("psql"), "-h", self.host, "-p", str(self.port), "-U", self.user,
+             "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql],
+            check=True, capture_output=True, text=True,
+        )
+        return out.stdout
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()  # SIGTERM = smart shutdown; fast enough with no clients
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def start_again(self) -> None:
+        """Restart on the same port and data (used by readiness tests)."""
+        self.process = _spawn_postgres(self.data_dir, self.port)
+        wait_until(lambda: self.psql("select 1").strip() == "1", 30, "PostgreSQL")
+
+
+def _spawn_postgres(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(  # noqa: S603 - fixed argv
+        [_pg_tool("postgres"), "-D", str(data_dir), "-p", str(port), "-h", "127.0.0.1",
+         "-k", str(data_dir), "-c", "fsync=off", "-c", "synchronous_commit=off",
+         "-c", "full_page_writes=off", "-c", "max_connections=200"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **_as_postgres_user(),  # type: ignore[arg-type]
+    )
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    base = Path(tempfile.mkdtemp(prefix="pgtest-"))
+    data_dir = base / "data"
+    owner = _as_postgres_user()
+    if owner:
+        os.chown(base, owner["user"], owner["group"])  # type: ignore[arg-type]
+    subprocess.run(  # noqa: S603
+        [_pg_tool("initdb"), "-D", str(data_dir), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+         "--no-sync"],
+        check=True, capture_output=True, **owner,  # type: ignore[arg-type]
+    )
+    port = free_port()
+    server = PostgresServer("127.0.0.1", port, "postgres", data_dir, _spawn_postgres(data_dir, port))
+    try:
+        wait_until(lambda: server.psql("select 1").strip() == "1", 30, "PostgreSQL")
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@dataclass
+class RedisServer:
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def start_again(self) -> None:
+        self.process = _spawn_redis(self.port)
+        wait_until(lambda: port_open(self.port), 10, "Redis")
+
+
+def _spawn_redis(port: int) -> subprocess.Popen[bytes]:
+    redis = shutil.which("redis-server") or "/usr/bin/redis-server"
+    return subprocess.Popen(  # noqa: S603
+        [redis, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--protected-mode", "yes"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[RedisServer]:
+    port = free_port()
+    server = RedisServer(port, _spawn_redis(port))
+    try:
+        wait_until(lambda: port_open(port), 10, "Redis")
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class PrometheusServer:
+    port: int
+    config_file: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextlib.contextmanager
+def prometheus_server(config_yaml: str, extra_files: dict[str, str] | None = None) -> Iterator[PrometheusServer]:
+    """Run Debian's prometheus with the given config (rule files can be passed in extra_files)."""
+    workdir = Path(tempfile.mkdtemp(prefix="promtest-"))
+    for name, content in (extra_files or {}).items():
+        (workdir / name).write_text(content)
+    config_file = workdir / "prometheus.yml"
+    config_file.write_text(config_yaml)
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603
+        [shutil.which("prometheus") or "/usr/bin/prometheus", f"--config.file={config_file}",
+         f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+         "--web.enable-lifecycle"],
+        cwd=workdir, stdout=subprocess.DEVNULL, stderr=(workdir / "prometheus.log").open("wb"),
+    )
+    server = PrometheusServer(port, config_file, process)
+    try:
+        wait_until(
+            lambda: urllib.request.urlopen(f"{server.url}/-/ready", timeout=1).status == 200,  # noqa: S310
+            30, "Prometheus",
+        )
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        shutil.rmtree(workdir, ignore_errors=True)
