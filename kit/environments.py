@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ class Autoscaling:
     min: int
     max: int
     target_cpu_percent: int
+    # Per-pod request rate for the HPA's Pods metric; None where no custom-metrics adapter runs.
+    target_requests_per_second: int | None = None
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,27 @@ class Environment:
     worker_replicas: int = 1
     autoscaling: Autoscaling | None = None
     resources: dict[str, Resources] | None = None
+    # Whether the alert rules (PrometheusRule) are deployed; off for pull-request previews.
+    alerting: bool = True
+    # Per-pull-request environments: "{pr}" is replaced by the pull request number.
+    namespace_template: str | None = None
+    host_template: str | None = None
 
     @property
     def base_url(self) -> str | None:
         return f"https://{self.host}" if self.host else None
+
+    def for_pull_request(self, number: int) -> Environment:
+        """This environment instantiated for one pull request (namespace and host pr-<n>)."""
+        if not self.namespace_template or not self.host_template:
+            raise ValueError(f"environment {self.name!r} has no namespace_template/host_template")
+        if number < 1:
+            raise ValueError(f"pull request number must be positive, got {number}")
+        return replace(
+            self,
+            namespace=self.namespace_template.format(pr=number),
+            host=self.host_template.format(pr=number),
+        )
 
 
 @dataclass(frozen=True)
@@ -73,6 +92,9 @@ def _environment(name: str, raw: dict[str, Any]) -> Environment:
         replicas=int(raw.get("replicas", 1)),
         worker_replicas=int(raw.get("worker_replicas", 1)),
         autoscaling=Autoscaling(**scaling) if scaling else None,
+        alerting=bool(raw.get("alerting", True)),
+        namespace_template=raw.get("namespace_template"),
+        host_template=raw.get("host_template"),
         resources={k: Resources(**{f: str(v) for f, v in r.items()}) for k, r in resources.items()}
         if resources
         else None,
