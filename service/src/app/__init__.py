@@ -1,0 +1,1 @@
+"""Reference FastAPI service of the platform kit: projects, users, RBAC."""

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     environment: Environment = Environment.LOCAL
     service_name: str = "reference-service"
     version: str = "0.1.0"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
 
     # --- persistence ---
     database_url: str = "sqlite+aiosqlite:///./reference-service.db"

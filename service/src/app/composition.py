@@ -1,0 +1,91 @@
+"""Composition root: builds the process-wide objects once and hands them to routes.
+
+Routes receive services through `Annotated[..., Depends(...)]` aliases; tests
+swap pieces by building a Container with other parts (no DI framework).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.core.database import create_engine
+from app.core.settings import Settings
+from app.identity.application.services import IdentityService
+from app.identity.infrastructure.passwords import Argon2PasswordHasher
+from app.identity.infrastructure.tokens import JwtTokenService
+from app.identity.infrastructure.unit_of_work import SqlIdentityUnitOfWork
+from app.projects.application.services import ProjectService
+from app.projects.infrastructure.unit_of_work import SqlProjectsUnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: AsyncEngine
+    tokens: JwtTokenService
+    identity: IdentityService
+    projects: ProjectService
+    # Readiness probes beyond the database (e.g. Redis when REDIS_URL is set), by name.
+    extra_checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def jwt_secret_for(settings: Settings) -> str:
+    if settings.jwt_secret is not None:
+        return settings.jwt_secret.get_secret_value()
+    # Only non-production environments get here (Settings refuses production without one).
+    log.warning("JWT_SECRET is not set: using a random per-process secret (tokens die with the process)")
+    return secrets.token_urlsafe(48)
+
+
+def build_container(settings: Settings) -> Container:
+    engine = create_engine(settings)
+    tokens = JwtTokenService(
+        jwt_secret_for(settings),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl_seconds=settings.access_token_ttl_seconds,
+        algorithm=settings.jwt_algorithm,
+    )
+    hasher = Argon2PasswordHasher(settings.password_hash_concurrency)
+    return Container(
+        settings=settings,
+        engine=engine,
+        tokens=tokens,
+        identity=IdentityService(lambda: SqlIdentityUnitOfWork(engine), hasher, tokens),
+        projects=ProjectService(lambda: SqlProjectsUnitOfWork(engine)),
+    )
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+def get_settings_dep(container: Annotated[Container, Depends(get_container)]) -> Settings:
+    return container.settings
+
+
+def get_identity_service(container: Annotated[Container, Depends(get_container)]) -> IdentityService:
+    return container.identity
+
+
+def get_project_service(container: Annotated[Container, Depends(get_container)]) -> ProjectService:
+    return container.projects
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+IdentityServiceDep = Annotated[IdentityService, Depends(get_identity_service)]
+ProjectServiceDep = Annotated[ProjectService, Depends(get_project_service)]

@@ -1,0 +1,135 @@
+"""The one error body of the API, and the table mapping application errors to statuses.
+
+Every error (unknown route, 405, 422, 413, 429, domain errors, unhandled 500s)
+leaves the service as:
+{"statusCode", "message", "error", "details", "timestamp", "path", "requestId"}.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.core.clock import utcnow
+from app.core.errors import (
+    ApplicationError,
+    AuthenticationError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from app.observability.context import current_request_id
+
+log = logging.getLogger("app.errors")
+
+STATUS_BY_ERROR: dict[type[ApplicationError], int] = {
+    NotFoundError: 404,
+    ConflictError: 409,
+    PermissionDeniedError: 403,
+    AuthenticationError: 401,
+    InvalidInputError: 422,
+}
+
+
+class ErrorBody(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    status_code: int = Field(alias="statusCode", examples=[404])
+    message: str = Field(examples=["Project not found"])
+    error: str = Field(examples=["Not Found"], description="HTTP reason phrase")
+    details: dict[str, list[str]] = Field(default_factory=dict, description="field -> messages")
+    timestamp: str
+    path: str
+    request_id: str | None = Field(alias="requestId")
+
+
+def error_body(
+    status: int, message: str, path: str, details: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "message": message,
+        "error": HTTPStatus(status).phrase,
+        "details": details or {},
+        "timestamp": utcnow().isoformat().replace("+00:00", "Z"),
+        "path": path,
+        "requestId": current_request_id(),
+    }
+
+
+def error_response(
+    request: Request | None,
+    status: int,
+    message: str,
+    details: dict[str, list[str]] | None = None,
+    headers: dict[str, str] | None = None,
+    path: str | None = None,
+) -> JSONResponse:
+    path = path if path is not None else (request.url.path if request else "")
+    return JSONResponse(error_body(status, message, path, details), status_code=status, headers=headers)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries: every route declares the errors it can return."""
+    return {status: {"model": ErrorBody, "description": HTTPStatus(status).phrase} for status in statuses}
+
+
+def _status_for(exc: ApplicationError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500  # an application error nobody mapped is our bug, not the client's
+
+
+def _validation_details(exc: RequestValidationError) -> dict[str, list[str]]:
+    details: dict[str, list[str]] = {}
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path", "header")]
+        key = ".".join(loc) or "body"
+        message = "unknown field" if error.get("type") == "extra_forbidden" else str(error.get("msg"))
+        details.setdefault(key, []).append(message)
+    return details
+
+
+async def _application_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApplicationError)
+    status = _status_for(exc)
+    if status >= 500:
+        log.error("application error", extra={"error_code": exc.code})
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return error_response(request, status, exc.message, exc.details, headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(request, 422, "Request validation failed", _validation_details(exc))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    return error_response(request, exc.status_code, message, headers=dict(exc.headers or {}))
+
+
+async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
+    # The stack trace goes to the log, never to the client.
+    log.error("unhandled error", exc_info=exc)
+    response = error_response(request, 500, "Internal server error")
+    if request_id := current_request_id():
+        response.headers["X-Request-ID"] = request_id
+    return response
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApplicationError, _application_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled_error)

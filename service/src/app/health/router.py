@@ -1,0 +1,53 @@
+"""Liveness and readiness. Readiness names each dependency and turns 503 while draining."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from app.composition import Container
+
+router = APIRouter(tags=["health"])
+
+
+async def _check_db(container: Container) -> None:
+    async with container.engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+async def readiness(request: Request) -> tuple[int, dict[str, Any]]:
+    container: Container = request.app.state.container
+    if getattr(request.app.state, "draining", False):
+        return 503, {"status": "draining", "checks": {}}
+    checks: dict[str, str] = {}
+    probes = {"db": _check_db(container), **{name: probe() for name, probe in container.extra_checks.items()}}
+    timeout = container.settings.readiness_check_timeout_seconds
+    results = await asyncio.gather(
+        *(asyncio.wait_for(probe, timeout) for probe in probes.values()), return_exceptions=True
+    )
+    for name, result in zip(probes, results, strict=True):
+        checks[name] = "ok" if not isinstance(result, BaseException) else f"error: {type(result).__name__}"
+    healthy = all(value == "ok" for value in checks.values())
+    return (200 if healthy else 503), {"status": "ok" if healthy else "unavailable", "checks": checks}
+
+
+@router.get("/health/live", include_in_schema=True)
+async def live() -> dict[str, str]:
+    """200 while the process serves requests."""
+    return {"status": "ok"}
+
+
+@router.get("/health/ready", responses={503: {"description": "A dependency is down or the pod drains"}})
+async def ready(request: Request) -> JSONResponse:
+    status, body = await readiness(request)
+    return JSONResponse(body, status_code=status)
+
+
+@router.get("/health", responses={503: {"description": "Same as /health/ready"}})
+async def health(request: Request) -> JSONResponse:
+    status, body = await readiness(request)
+    return JSONResponse(body, status_code=status)

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.core.sql_unit_of_work import SqlUnitOfWork
+from app.identity.infrastructure.repository import SqlUserRepository
+
+
+class SqlIdentityUnitOfWork(SqlUnitOfWork):
+    users: SqlUserRepository
+
+    def _bind_repositories(self, connection: AsyncConnection) -> None:
+        self.users = SqlUserRepository(connection)

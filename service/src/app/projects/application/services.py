@@ -1,0 +1,100 @@
+"""Project use cases: authorization by ownership and role, one commit each."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from app.core.clock import utcnow
+from app.core.pagination import Page, PageRequest
+from app.core.principal import Principal
+from app.projects.application.ports import ProjectsUnitOfWork, ProjectsUnitOfWorkFactory
+from app.projects.domain.errors import ProjectDeletionDeniedError, ProjectNotFoundError
+from app.projects.domain.models import Project, ProjectStatus, ProjectType
+
+
+@dataclass(frozen=True)
+class CreateProject:
+    name: str
+    type: ProjectType
+    description: str | None = None
+
+
+_UNSET: object = object()
+
+
+@dataclass(frozen=True)
+class UpdateProject:
+    """Only the fields present in the request change; `description=None` clears it."""
+
+    name: str | None = None
+    type: ProjectType | None = None
+    status: ProjectStatus | None = None
+    description: str | object | None = field(default=_UNSET)
+
+    @property
+    def changes_description(self) -> bool:
+        return self.description is not _UNSET
+
+
+class ProjectService:
+    def __init__(self, uow: ProjectsUnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    async def create(self, actor: Principal, command: CreateProject) -> Project:
+        project = Project.create(
+            owner_id=actor.user_id,
+            name=command.name,
+            description=command.description,
+            type=command.type,
+            now=utcnow(),
+        )
+        async with self._uow() as uow:
+            await uow.projects.add(project)
+            uow.track(project)  # its ProjectCreated event goes to the outbox in this transaction
+            await uow.commit()
+        return project
+
+    async def list(
+        self, actor: Principal, *, status: ProjectStatus | None, page: PageRequest
+    ) -> Page[Project]:
+        owner_filter = None if actor.is_privileged else actor.user_id
+        async with self._uow() as uow:
+            return await uow.projects.list(owner_id=owner_filter, status=status, page=page)
+
+    async def get(self, actor: Principal, project_id: uuid.UUID) -> Project:
+        async with self._uow() as uow:
+            return await self._visible(uow, actor, project_id)
+
+    async def update(self, actor: Principal, project_id: uuid.UUID, command: UpdateProject) -> Project:
+        async with self._uow() as uow:
+            # Whoever may see a project may edit it: its owner, managers and admins.
+            project = await self._visible(uow, actor, project_id)
+            if command.name is not None:
+                project.rename(command.name)
+            if command.changes_description:
+                assert command.description is None or isinstance(command.description, str)
+                project.describe(command.description)
+            if command.type is not None:
+                project.type = command.type
+            if command.status is not None:
+                project.status = command.status
+            project.touch(utcnow())
+            await uow.projects.save(project)
+            await uow.commit()
+        return project
+
+    async def delete(self, actor: Principal, project_id: uuid.UUID) -> None:
+        if not Project.is_deletable_by(actor):
+            raise ProjectDeletionDeniedError
+        async with self._uow() as uow:
+            await self._visible(uow, actor, project_id)
+            await uow.projects.delete(project_id)
+            await uow.commit()
+
+    @staticmethod
+    async def _visible(uow: ProjectsUnitOfWork, actor: Principal, project_id: uuid.UUID) -> Project:
+        project = await uow.projects.get(project_id)
+        if project is None or not project.is_visible_to(actor):
+            raise ProjectNotFoundError
+        return project

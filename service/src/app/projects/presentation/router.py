@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from app.composition import ProjectServiceDep
+from app.core.http import error_responses
+from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor, PageRequest
+from app.identity.presentation.dependencies import AnyUser, Privileged
+from app.projects.application.services import CreateProject, UpdateProject
+from app.projects.domain.models import ProjectStatus
+from app.projects.presentation.schemas import (
+    PageMeta,
+    ProjectCreate,
+    ProjectPage,
+    ProjectRead,
+    ProjectUpdate,
+)
+
+router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ProjectRead,
+    responses=error_responses(401, 403, 413, 422, 429),
+)
+async def create_project(
+    body: ProjectCreate, request: Request, response: Response, actor: AnyUser, projects: ProjectServiceDep
+) -> ProjectRead:
+    """Create a project owned by the caller; its owner is notified asynchronously."""
+    project = await projects.create(
+        actor, CreateProject(name=body.name, type=body.type, description=body.description)
+    )
+    response.headers["Location"] = str(request.url_for("get_project", project_id=project.id).path)
+    return ProjectRead.model_validate(project)
+
+
+@router.get("", response_model=ProjectPage, responses=error_responses(401, 422, 429))
+async def list_projects(
+    actor: AnyUser,
+    projects: ProjectServiceDep,
+    status_filter: Annotated[ProjectStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> ProjectPage:
+    """Newest first, keyset-paginated. Members see their own projects; managers and admins all."""
+    page = await projects.list(
+        actor,
+        status=status_filter,
+        page=PageRequest(limit=limit, after=Cursor.decode(cursor) if cursor else None),
+    )
+    return ProjectPage(
+        data=[ProjectRead.model_validate(p) for p in page.items],
+        meta=PageMeta(
+            limit=page.limit,
+            has_more=page.has_more,
+            next_cursor=page.next_cursor.encode() if page.next_cursor else None,
+        ),
+    )
+
+
+@router.get("/{project_id}", response_model=ProjectRead, responses=error_responses(401, 404, 422, 429))
+async def get_project(project_id: uuid.UUID, actor: AnyUser, projects: ProjectServiceDep) -> ProjectRead:
+    """One project, or 404 when it does not exist or the caller may not see it."""
+    return ProjectRead.model_validate(await projects.get(actor, project_id))
+
+
+@router.patch("/{project_id}", response_model=ProjectRead, responses=error_responses(401, 404, 413, 422, 429))
+async def update_project(
+    project_id: uuid.UUID, body: ProjectUpdate, actor: AnyUser, projects: ProjectServiceDep
+) -> ProjectRead:
+    """Change some fields (owner, manager or admin). Send `description: null` to clear it."""
+    sent = body.model_fields_set
+    command = UpdateProject(
+        name=body.name,
+        type=body.type,
+        status=body.status,
+        **({"description": body.description} if "description" in sent else {}),
+    )
+    return ProjectRead.model_validate(await projects.update(actor, project_id, command))
+
+
+@router.delete(
+    "/{project_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 404, 422, 429),
+)
+async def delete_project(project_id: uuid.UUID, actor: Privileged, projects: ProjectServiceDep) -> Response:
+    """Delete a project (managers and admins only)."""
+    await projects.delete(actor, project_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
