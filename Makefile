@@ -55,6 +55,10 @@ lint: venv ## ruff, mypy and the layer contracts
 test: venv system-deps lint ## everything: lint, unit, integration, API, ops checks, short load gate
 	.venv/bin/pytest
 
+.PHONY: image-test
+image-test: venv ## build service/Dockerfile with podman (local debootstrap base) and run the image's checks (as root, minutes)
+	$(PY) -m kit.image_test
+
 .PHONY: format
 format: venv
 	.venv/bin/ruff format .
