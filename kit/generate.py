@@ -1,0 +1,67 @@
+"""Render every artefact derived from alerts/slo.yaml (``make generate-alerts``).
+
+    python -m kit.generate            write the committed outputs
+    python -m kit.generate --check    exit 1 listing stale outputs (what the freshness test runs)
+
+Outputs: alerts/generated/rules.yaml, dashboards/*.json, loadtests/targets.json.
+A bad spec prints one line (``error: <key>: <problem>``) and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from kit import alerts_gen, dashboards_gen, slo
+from kit.paths import ROOT
+
+TARGETS_FILE = ROOT / "loadtests" / "targets.json"
+
+
+def render_json(document: object) -> str:
+    return json.dumps(document, indent=2, sort_keys=False) + "\n"
+
+
+def render_all(spec: slo.SloSpec, environment: str | None = None) -> dict[Path, str]:
+    """Every output file and its exact content, rendered in memory (nothing is written)."""
+    options = alerts_gen.RenderOptions(environment=environment or spec.alerting_environment)
+    outputs = {
+        alerts_gen.RULES_FILE: alerts_gen.render_rules_yaml(spec, options),
+        TARGETS_FILE: render_json(slo.load_targets_document(spec)),
+    }
+    for uid, document in dashboards_gen.render_dashboards(spec, options.environment).items():
+        outputs[dashboards_gen.DASHBOARDS_DIR / f"{uid}.json"] = render_json(document)
+    return outputs
+
+
+def stale_outputs(outputs: dict[Path, str]) -> list[Path]:
+    return [path for path, text in outputs.items() if not path.exists() or path.read_text() != text]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kit.generate", description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", type=Path, default=slo.SPEC_FILE, help="SLO spec (default alerts/slo.yaml)")
+    parser.add_argument("--check", action="store_true", help="only report outputs that differ from the spec")
+    args = parser.parse_args(argv)
+    try:
+        spec = slo.load(args.spec)
+        outputs = render_all(spec)
+    except slo.SpecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    stale = stale_outputs(outputs)
+    if args.check:
+        for path in stale:
+            print(f"stale: {path.relative_to(ROOT)} (run `make generate`)", file=sys.stderr)
+        return 1 if stale else 0
+    for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(outputs[path])
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""PromQL building blocks shared by the rule and dashboard generators.
+
+Selectors, recording-rule names and SLI expressions live here once, so an alert, the
+dashboard panel that explains it and the runbook query can never disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from kit.slo import EndpointClass, SloSpec, format_duration
+
+# Aggregation labels of every service-level series: one series per deployment.
+BY = "namespace, job"
+
+# Recording-rule names (level:metric:operations). The window suffix is the nominal
+# window ("rate1h") even when the generator shortens windows for the end-to-end test.
+SLI_REQUESTS = "slo:sli_requests:rate{window}"
+SLI_ERRORS = "slo:sli_errors:rate{window}"
+SLI_FAST = "slo:sli_fast:rate{window}"
+SLI_ERROR_RATIO = "slo:sli_error:ratio_rate{window}"
+BUDGET_REMAINING = "slo:error_budget_remaining:ratio"
+CLASS_REQUESTS = "endpoint_class:http_requests:rate5m"
+CLASS_ERROR_RATIO = "endpoint_class:http_errors:ratio_rate5m"
+CLASS_P95 = "endpoint_class:http_request_duration_seconds:p95_rate5m"
+SLOS = ("availability", "latency")
+
+_RE2_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
+
+
+def regex_alternation(values: Iterable[str]) -> str:
+    """An anchored-by-PromQL RE2 alternation of literal values, escaped for a PromQL string."""
+    return "|".join(_RE2_SPECIAL.sub(r"\\\\\1", value) for value in values)
+
+
+def matcher(label: str, values: Iterable[str]) -> str:
+    items = list(values)
+    if len(items) == 1:
+        return f'{label}="{items[0]}"'
+    return f'{label}=~"{regex_alternation(items)}"'
+
+
+def selector(*matchers: str) -> str:
+    return "{" + ", ".join(m for m in matchers if m) + "}"
+
+
+def window_name(seconds: int) -> str:
+    return format_duration(seconds)
+
+
+@dataclass(frozen=True)
+class Queries:
+    """Expressions over the service's metrics, parameterised by the job matchers in the spec."""
+
+    spec: SloSpec
+
+    @property
+    def api(self) -> str:
+        return f'job="{self.spec.selectors.api_job}"'
+
+    @property
+    def worker(self) -> str:
+        return f'job="{self.spec.selectors.worker_job}"'
+
+    @property
+    def kube_state(self) -> str:
+        return f'job="{self.spec.selectors.kube_state_metrics_job}"'
+
+    @property
+    def pods(self) -> str:
+        return f'pod=~"{self.spec.selectors.pod_regex}"'
+
+    def class_selectors(
+        self, endpoint_class: EndpointClass, *extra: str, job: str | None = None
+    ) -> list[str]:
+        """One selector per (methods, routes) group of the class; their union is the class."""
+        return [
+            selector(job or self.api, matcher("method", methods), matcher("route", routes), *extra)
+            for methods, routes in endpoint_class.selector_groups()
+        ]
+
+    def union_rate(self, metric: str, selectors: list[str], window: str) -> str:
+        """sum by (namespace, job) of rate() over a union of disjoint selectors."""
+        terms = "\n  or\n  ".join(f"rate({metric}{s}[{window}])" for s in selectors)
+        return f"sum by ({BY}) (\n  {terms}\n)" if len(selectors) > 1 else f"sum by ({BY}) ({terms})"
+
+    def slo_selectors(self, *extra: str, job: str | None = None) -> list[str]:
+        return [s for c in self.spec.slo_classes for s in self.class_selectors(c, *extra, job=job)]
+
+    # --- SLI building blocks (recorded per window; ratios are computed from the records) ---
+
+    def sli_requests(self, window: str) -> str:
+        """Rate of SLO requests (classes with in_slo), every status."""
+        return self.union_rate("http_requests_total", self.slo_selectors(), window)
+
+    def sli_errors(self, window: str, requests_record: str) -> str:
+        """Rate of SLO requests answered 5xx; 0 (not absent) while there is traffic but no error."""
+        errors = self.union_rate("http_requests_total", self.slo_selectors('status=~"5.."'), window)
+        return f"{errors}\nor\n{requests_record} * 0"
+
+    def sli_fast(self, window: str) -> str:
+        """Rate of non-5xx SLO requests faster than their class's latency threshold."""
+        selectors = [
+            s
+            for c in self.spec.slo_classes
+            for s in self.class_selectors(
+                c, 'status!~"5.."', f'le="{bucket_label(c.latency_threshold_seconds)}"'
+            )
+        ]
+        return self.union_rate("http_request_duration_seconds_bucket", selectors, window)
+
+    def class_requests(self, endpoint_class: EndpointClass, window: str, job: str | None = None) -> str:
+        return self.union_rate("http_requests_total", self.class_selectors(endpoint_class, job=job), window)
+
+    def class_error_ratio(self, endpoint_class: EndpointClass, window: str, job: str | None = None) -> str:
+        errors = self.union_rate(
+            "http_requests_total", self.class_selectors(endpoint_class, 'status=~"5.."', job=job), window
+        )
+        total = self.class_requests(endpoint_class, window, job)
+        return f"({errors} or {total} * 0)\n/\n{total}"
+
+    def class_quantile(
+        self, quantile: float, endpoint_class: EndpointClass, window: str, job: str | None = None
+    ) -> str:
+        terms = " or ".join(
+            f"rate(http_request_duration_seconds_bucket{s}[{window}])"
+            for s in self.class_selectors(endpoint_class, job=job)
+        )
+        return f"histogram_quantile({quantile}, sum by ({BY}, le) ({terms}))"
+
+
+def bucket_label(seconds: float) -> str:
+    """The `le` label value prometheus_client renders for a bucket bound (1 -> "1.0")."""
+    return repr(float(seconds))
+
+
+def number(value: float) -> str:
+    """A float rendered for PromQL/YAML without float noise (14.4 * 0.001 -> 0.0144)."""
+    return f"{value:.10g}"
