@@ -63,3 +63,17 @@ image-test: venv ## build service/Dockerfile with podman (local debootstrap base
 format: venv
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
+
+# --- SLOs, alerts, dashboards ------------------------------------------------
+.PHONY: generate-alerts
+generate-alerts: venv ## render rules, dashboards and load-test targets from alerts/slo.yaml
+	$(PY) -m kit.generate
+
+.PHONY: generate
+generate: generate-alerts ## regenerate every committed artefact
+
+.PHONY: alerts-check
+alerts-check: venv ## promtool/amtool checks and the alert, dashboard and runbook tests
+	promtool check rules alerts/generated/rules.yaml
+	amtool check-config alerts/alertmanager.yaml
+	.venv/bin/pytest -p no:cacheprovider --no-cov tests/alerts tests/dashboards tests/runbooks
