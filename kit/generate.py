@@ -2,6 +2,8 @@
 
     python -m kit.generate            write the committed outputs
     python -m kit.generate --check    exit 1 listing stale outputs (what the freshness test runs)
+    python -m kit.generate --environment staging --out DIR
+                                      render another environment's rules and dashboards into DIR
 
 Outputs: alerts/generated/rules.yaml, dashboards/*.json, loadtests/targets.json.
 A bad spec prints one line (``error: <key>: <problem>``) and exits 2.
@@ -24,15 +26,20 @@ def render_json(document: object) -> str:
     return json.dumps(document, indent=2, sort_keys=False) + "\n"
 
 
-def render_all(spec: slo.SloSpec, environment: str | None = None) -> dict[Path, str]:
-    """Every output file and its exact content, rendered in memory (nothing is written)."""
+def render_all(spec: slo.SloSpec, environment: str | None = None, out: Path | None = None) -> dict[Path, str]:
+    """Every output file and its exact content, rendered in memory (nothing is written).
+
+    ``out`` puts the environment-specific outputs (rules, dashboards) into one directory
+    instead of their committed places; the load-test targets cover every environment.
+    """
     options = alerts_gen.RenderOptions(environment=environment or spec.alerting_environment)
-    outputs = {
-        alerts_gen.RULES_FILE: alerts_gen.render_rules_yaml(spec, options),
-        TARGETS_FILE: render_json(slo.load_targets_document(spec)),
-    }
+    spec.objectives(options.environment)  # unknown environment -> SpecError
+    rules_file = out / "rules.yaml" if out else alerts_gen.RULES_FILE
+    outputs = {rules_file: alerts_gen.render_rules_yaml(spec, options)}
+    if out is None:
+        outputs[TARGETS_FILE] = render_json(slo.load_targets_document(spec))
     for uid, document in dashboards_gen.render_dashboards(spec, options.environment).items():
-        outputs[dashboards_gen.DASHBOARDS_DIR / f"{uid}.json"] = render_json(document)
+        outputs[(out or dashboards_gen.DASHBOARDS_DIR) / f"{uid}.json"] = render_json(document)
     return outputs
 
 
@@ -40,26 +47,38 @@ def stale_outputs(outputs: dict[Path, str]) -> list[Path]:
     return [path for path, text in outputs.items() if not path.exists() or path.read_text() != text]
 
 
+def _shown(path: Path) -> Path:
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kit.generate", description=__doc__.splitlines()[0])
     parser.add_argument("--spec", type=Path, default=slo.SPEC_FILE, help="SLO spec (default alerts/slo.yaml)")
     parser.add_argument("--check", action="store_true", help="only report outputs that differ from the spec")
+    parser.add_argument(
+        "--environment", help="objectives to render (default: the spec's alerting_environment)"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="write rules and dashboards here instead of the committed files"
+    )
     args = parser.parse_args(argv)
+    if args.environment and not args.out:
+        parser.error("--environment needs --out: the committed files carry the alerting environment")
     try:
         spec = slo.load(args.spec)
-        outputs = render_all(spec)
+        outputs = render_all(spec, args.environment, args.out)
     except slo.SpecError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     stale = stale_outputs(outputs)
     if args.check:
         for path in stale:
-            print(f"stale: {path.relative_to(ROOT)} (run `make generate`)", file=sys.stderr)
+            print(f"stale: {_shown(path)} (run `make generate`)", file=sys.stderr)
         return 1 if stale else 0
     for path in stale:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(outputs[path])
-        print(f"wrote {path.relative_to(ROOT)}")
+        print(f"wrote {_shown(path)}")
     return 0
 
 
