@@ -27,6 +27,7 @@ from kit.environments import Environment, EnvironmentsConfig
 from kit.paths import ALERTS, K8S, ROOT
 
 SERVICE = "reference-service"
+PART_OF = "reference-kit"
 API_DEPLOYMENT = "reference-service-api"
 WORKER_DEPLOYMENT = "reference-service-worker"
 CONFIG_MAP = "reference-service-config"
@@ -195,7 +196,13 @@ def render_kustomization(env: Environment, image_repository: str) -> str:
         "components": components,
         "labels": [
             {
-                "pairs": {"app.kubernetes.io/instance": instance_name(env), "app.kubernetes.io/version": tag},
+                "pairs": {
+                    "app.kubernetes.io/name": SERVICE,
+                    "app.kubernetes.io/instance": instance_name(env),
+                    "app.kubernetes.io/version": tag,
+                    "app.kubernetes.io/part-of": PART_OF,
+                    "app.kubernetes.io/managed-by": "kustomize",
+                },
                 "includeSelectors": False,
                 "includeTemplates": True,
             }
@@ -227,18 +234,22 @@ def render_overlay(env: Environment, image_repository: str) -> dict[str, str]:
     }
 
 
+def _display(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def load_alert_rules(path: Path = ALERT_RULES_FILE) -> dict[str, Any]:
     if not path.exists():
         return PLACEHOLDER_RULES
     document = yaml.safe_load(path.read_text())
     if not isinstance(document, dict) or not isinstance(document.get("groups"), list):
-        raise OverlayError(f"{path.relative_to(ROOT)} is not a Prometheus rules file ({{groups: [...]}})")
+        raise OverlayError(f"{_display(path)} is not a Prometheus rules file ({{groups: [...]}})")
     return document
 
 
 def render_prometheus_rule(rules: dict[str, Any]) -> str:
     """The rules file wrapped as a Prometheus Operator PrometheusRule, groups unchanged."""
-    source = ALERT_RULES_FILE.relative_to(ROOT) if rules is not PLACEHOLDER_RULES else "a placeholder"
+    source = _display(ALERT_RULES_FILE) if rules is not PLACEHOLDER_RULES else "a placeholder"
     document = {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
@@ -332,10 +343,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             stale = stale_outputs(outputs)
             for path in stale:
-                print(f"stale: {path.relative_to(ROOT)} (run `make generate-k8s`)", file=sys.stderr)
+                print(f"stale: {_display(path)} (run `make generate-k8s`)", file=sys.stderr)
             return 1 if stale else 0
         for path in write_outputs(outputs):
-            print(f"wrote {path.relative_to(ROOT)}")
+            print(f"wrote {_display(path)}")
         return 0
     except (OverlayError, ValueError, KeyError) as error:
         message = error.args[0] if isinstance(error, KeyError) else error

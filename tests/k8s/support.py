@@ -1,0 +1,19 @@
+"""Helpers the Kubernetes tests share (plain module: conftest.py holds only fixtures)."""
+
+from __future__ import annotations
+
+from kit import environments
+from kit.k8s_checks import Expectations
+from kit.k8s_overlays import deployed
+
+CONFIG = environments.load()
+OVERLAYS = [env.name for env in deployed(CONFIG)]
+
+
+def expectations(name: str, namespace: str | None = None, host: str | None = None) -> Expectations:
+    """What overlay `name` must render according to config/environments.yaml."""
+    env = CONFIG.get(name)
+    assert env.namespace
+    assert env.host
+    assert env.image_tag
+    return Expectations(namespace or env.namespace, host or env.host, CONFIG.image_repository, env.image_tag)

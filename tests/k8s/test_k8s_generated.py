@@ -1,0 +1,107 @@
+"""Generated files are fresh, the PrometheusRule is exactly alerts/ output, and it passes promtool."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kit import k8s_overlays
+from kit.k8s_checks import Obj, of_kind
+from kit.k8s_overlays import ALERT_RULES_FILE, PLACEHOLDER_RULES, OverlayError
+from kit.paths import ROOT
+from tests.k8s.support import CONFIG
+
+
+def test_generated_overlays_are_fresh() -> None:
+    stale = k8s_overlays.stale_outputs(k8s_overlays.render_all())
+    assert [str(path.relative_to(ROOT)) for path in stale] == [], "run `make generate-k8s` and commit"
+
+
+def test_every_overlay_folder_is_generated() -> None:
+    """No hand-made overlay hides next to the generated ones."""
+    outputs = k8s_overlays.render_all()
+    on_disk = {path for path in (ROOT / "k8s" / "overlays").rglob("*") if path.is_file()}
+    assert on_disk == {path for path in outputs if "overlays" in path.parts}
+
+
+def _expected_groups() -> list[object]:
+    if ALERT_RULES_FILE.exists():
+        groups: list[object] = yaml.safe_load(ALERT_RULES_FILE.read_text())["groups"]
+        return groups
+    return list(PLACEHOLDER_RULES["groups"])
+
+
+def test_prometheus_rule_is_what_alerts_generates(rendered: dict[str, list[Obj]]) -> None:
+    for overlay, objects in rendered.items():
+        rules = of_kind(objects, "PrometheusRule")
+        if not CONFIG.get(overlay).alerting:
+            continue
+        assert len(rules) == 1, overlay
+        assert rules[0]["spec"]["groups"] == _expected_groups(), f"{overlay}: run `make generate`"
+
+
+def test_prometheus_rule_passes_promtool(rendered: dict[str, list[Obj]], tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool comes with the Debian package prometheus (make system-deps)"
+    rule = of_kind(rendered["prod"], "PrometheusRule")[0]
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    result = subprocess.run([promtool, "check", "rules", str(rules_file)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_promtool_rejects_a_broken_rule(tmp_path: Path) -> None:
+    """The promtool step above is able to fail."""
+    promtool = shutil.which("promtool")
+    assert promtool
+    rules_file = tmp_path / "rules.yaml"
+    broken = {"groups": [{"name": "g", "rules": [{"alert": "Broken", "expr": "sum(rate(x[5m]) by"}]}]}
+    rules_file.write_text(yaml.safe_dump(broken))
+    result = subprocess.run([promtool, "check", "rules", str(rules_file)], capture_output=True, text=True)
+    assert result.returncode != 0
+
+
+def test_a_rules_file_that_is_not_one_is_refused(tmp_path: Path) -> None:
+    bogus = tmp_path / "rules.yaml"
+    bogus.write_text("- just a list\n")
+    with pytest.raises(OverlayError, match="not a Prometheus rules file"):
+        k8s_overlays.load_alert_rules(bogus)
+
+
+def test_check_mode_reports_a_stale_overlay(k8s_copy: Path) -> None:
+    outputs = k8s_overlays.render_all(k8s_dir=k8s_copy)
+    assert k8s_overlays.stale_outputs(outputs) == []
+    hand_edit = k8s_copy / "overlays" / "prod" / "env-settings.yaml"
+    hand_edit.write_text(hand_edit.read_text().replace("minReplicas: 3", "minReplicas: 1"))
+    assert k8s_overlays.stale_outputs(outputs) == [hand_edit]
+
+
+def test_latest_is_refused_as_an_image_tag() -> None:
+    prod = CONFIG.get("prod")
+    from dataclasses import replace
+
+    with pytest.raises(OverlayError, match="'latest' is not a version"):
+        k8s_overlays.render_kustomization(replace(prod, image_tag="latest"), CONFIG.image_repository)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["pin-image", "prod", "sha256:1234"], "digest must look like sha256:<64 lowercase hex>"),
+        (["pin-image", "nowhere", "sha256:" + "a" * 64], "no kustomization.yaml in"),
+        (["preview", "--pr", "0"], "pull request number must be positive"),
+    ],
+)
+def test_cli_refuses_bad_input_in_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert k8s_overlays.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert message in err
+    assert err.count("\n") == 1
