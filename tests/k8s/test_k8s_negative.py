@@ -1,0 +1,213 @@
+"""Deliberately broken copies of k8s/ make the checks fail, each with a message that says why."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kit import k8s_checks
+from tests.k8s.support import expectations
+
+API = "base/api/deployment.yaml"
+WORKER = "base/worker/deployment.yaml"
+PROD = "overlays/prod/kustomization.yaml"
+
+# (what is broken, file under k8s/, exact text, replacement, message the checks must print)
+BREAKAGES = [
+    (
+        "root user",
+        API,
+        "        runAsNonRoot: true\n        runAsUser: 10001\n",
+        "        runAsNonRoot: false\n        runAsUser: 0\n",
+        "pod securityContext.runAsUser must be a numeric non-root id, got 0",
+    ),
+    (
+        "missing readiness probe",
+        API,
+        "          readinessProbe:\n            httpGet: {path: /health/ready, port: http}\n",
+        "          readinessProbe_removed:\n            httpGet: {path: /health/ready, port: http}\n",
+        "container 'api': readinessProbe is missing",
+    ),
+    (
+        "missing liveness probe on the worker",
+        WORKER,
+        "          livenessProbe:\n",
+        "          livenessProbe_removed:\n",
+        "container 'worker': livenessProbe is missing",
+    ),
+    ("latest tag", PROD, "newTag: 0.1.0", "newTag: latest", "uses the mutable tag `latest`"),
+    (
+        "image without the overlay's registry",
+        PROD,
+        "newName: ghcr.io/example/reference-service",
+        "newName: docker.io/someone/reference-service",
+        "is not from ghcr.io/example/reference-service",
+    ),
+    (
+        "privilege escalation",
+        API,
+        "            allowPrivilegeEscalation: false\n            readOnlyRootFilesystem: true\n"
+        "            capabilities:\n              drop: [ALL]\n",
+        "            allowPrivilegeEscalation: true\n            readOnlyRootFilesystem: true\n"
+        "            capabilities:\n              drop: [ALL]\n",
+        "initContainer 'migrate': securityContext.allowPrivilegeEscalation must be false",
+    ),
+    (
+        "capabilities kept",
+        WORKER,
+        "              drop: [ALL]\n            seccompProfile:\n              type: RuntimeDefault\n"
+        "          volumeMounts:\n            - name: tmp\n              mountPath: /tmp\n      containers:",
+        "              drop: [NET_RAW]\n            seccompProfile:\n              type: RuntimeDefault\n"
+        "          volumeMounts:\n            - name: tmp\n              mountPath: /tmp\n      containers:",
+        "securityContext.capabilities.drop must contain ALL",
+    ),
+    (
+        "grace period shorter than the drain",
+        API,
+        "terminationGracePeriodSeconds: 35",
+        "terminationGracePeriodSeconds: 25",
+        "preStop 5s + drain 20s + margin 5s = 30s must be < terminationGracePeriodSeconds 25",
+    ),
+    (
+        "drain timeout not set explicitly",
+        "base/config.env",
+        "DRAIN_TIMEOUT_SECONDS=20\n",
+        "",
+        "DRAIN_TIMEOUT_SECONDS is not set explicitly in its ConfigMap",
+    ),
+    (
+        "no limits",
+        API,
+        "            limits: {cpu: 500m, memory: 192Mi}\n",
+        "",
+        "initContainer 'migrate': resources.limits.memory is missing",
+    ),
+    (
+        "rollout may drop capacity",
+        API,
+        "      maxUnavailable: 0\n",
+        "      maxUnavailable: 1\n",
+        "strategy must be RollingUpdate with maxUnavailable 0",
+    ),
+    (
+        "replicas fighting the HPA",
+        PROD,
+        "replicas:\n- name: reference-service-worker\n",
+        "replicas:\n- name: reference-service-api\n  count: 3\n- name: reference-service-worker\n",
+        "has spec.replicas although HorizontalPodAutoscaler/reference-service-api owns the replica count",
+    ),
+    (
+        "no PodDisruptionBudget",
+        "base/kustomization.yaml",
+        "  - api/pdb.yaml\n",
+        "",
+        "Deployment/reference-service-api: needs exactly one PodDisruptionBudget, has 0",
+    ),
+    (
+        "no default deny",
+        "base/networkpolicies.yaml",
+        "  name: default-deny-all\nspec:\n  podSelector: {}\n  policyTypes: [Ingress, Egress]\n",
+        "  name: default-deny-all\nspec:\n  podSelector: {}\n  policyTypes: [Ingress]\n",
+        "no default-deny NetworkPolicy",
+    ),
+    (
+        "egress to an unexpected port",
+        "base/networkpolicies.yaml",
+        "        - {port: 443, protocol: TCP}\n",
+        "        - {port: 22, protocol: TCP}\n",
+        "egress to ports ['22'] is not allowed",
+    ),
+    (
+        "secret value committed",
+        "base/kustomization.yaml",
+        "configMapGenerator:\n",
+        "secretGenerator:\n  - name: reference-service-secrets\n    literals: [JWT_SECRET=oops]\n"
+        "configMapGenerator:\n",
+        "overlay renders a Secret",
+    ),
+    (
+        "ServiceMonitor on a port the Service lacks",
+        "base/monitoring/servicemonitors.yaml",
+        "    - port: http\n",
+        "    - port: web\n",
+        "endpoint port 'web' is not a port of the Service",
+    ),
+    (
+        "PrometheusRule with an unknown field",
+        "components/alerting/prometheusrule.yaml",
+        "    rules:\n",
+        "    rulez: []\n    rules:\n",
+        "unknown fields ['rulez']",
+    ),
+    (
+        "Ingress TLS without a certificate",
+        "base/api/ingress.yaml",
+        "      secretName: reference-service-tls\n",
+        "",
+        "every host needs TLS with a secretName",
+    ),
+    (
+        "namespace not restricted",
+        "base/namespace.yaml",
+        "pod-security.kubernetes.io/enforce: restricted",
+        "pod-security.kubernetes.io/enforce: baseline",
+        "pod-security.kubernetes.io/enforce must be restricted",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("broken", "file", "old", "new", "message"), BREAKAGES, ids=[b[0] for b in BREAKAGES]
+)
+def test_policy_catches(
+    k8s_copy: Path,
+    edit: Callable[[Path, str, str], None],
+    broken: str,
+    file: str,
+    old: str,
+    new: str,
+    message: str,
+) -> None:
+    edit(k8s_copy / file, old, new)
+    violations = k8s_checks.policy_violations(
+        k8s_checks.render(k8s_copy / "overlays" / "prod"), expectations("prod")
+    )
+    assert any(message in violation for violation in violations), f"{broken}: got {violations}"
+
+
+def test_schema_catches_an_unknown_field(k8s_copy: Path, edit: Callable[[Path, str, str], None]) -> None:
+    edit(
+        k8s_copy / API,
+        "httpGet: {path: /health/live, port: http}",
+        "httpGet: {paht: /health/live, port: http}",
+    )
+    objects = k8s_checks.render(k8s_copy / "overlays" / "prod")
+    for version in k8s_checks.SUPPORTED_VERSIONS:
+        errors = k8s_checks.schema_errors(objects, version)
+        assert errors, version
+        assert "Deployment/reference-service-api" in errors[0]
+        assert "'paht' was unexpected" in errors[0]
+
+
+def test_schema_catches_a_wrong_type(k8s_copy: Path, edit: Callable[[Path, str, str], None]) -> None:
+    edit(k8s_copy / API, "terminationGracePeriodSeconds: 35", 'terminationGracePeriodSeconds: "35s"')
+    errors = k8s_checks.schema_errors(k8s_checks.render(k8s_copy / "overlays" / "prod"), "1.34.0")
+    assert any("terminationGracePeriodSeconds" in error and "'35s'" in error for error in errors), errors
+
+
+def test_schema_refuses_a_kind_it_cannot_check(k8s_copy: Path) -> None:
+    """Only the two known CRDs may go without an OpenAPI schema (they are checked structurally)."""
+    objects = k8s_checks.render(k8s_copy / "overlays" / "prod")
+    objects.append({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}})
+    assert k8s_checks.schema_errors(objects, "1.34.0") == [
+        "Widget/w: Couldn't find schema for kind Widget with api version example.com/v1 "
+        "for kubernetes version 1.34"
+    ]
+
+
+def test_render_failure_is_reported(k8s_copy: Path, edit: Callable[[Path, str, str], None]) -> None:
+    edit(k8s_copy / "base/kustomization.yaml", "  - api/pdb.yaml\n", "  - api/missing.yaml\n")
+    with pytest.raises(k8s_checks.RenderError, match=r"kubectl kustomize .* failed: .*missing\.yaml"):
+        k8s_checks.render(k8s_copy / "overlays" / "prod")
