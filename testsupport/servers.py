@@ -51,16 +51,16 @@ def _pg_tool(name: str) -> str:
     raise FileNotFoundError(f"PostgreSQL tool {name} not found in {PG_BIN_DIRS}")
 
 
-def _as_postgres_user() -> dict[str, object]:
-    """initdb refuses to run as root: drop to the 'postgres' (or 'nobody') account."""
+def _as_postgres_user() -> tuple[int | None, int | None]:
+    """(uid, gid) to run PostgreSQL as: initdb refuses root, so drop to 'postgres' or 'nobody'."""
     if os.geteuid() != 0:
-        return {}
+        return None, None
     import pwd
 
     for account in ("postgres", "nobody"):
         with contextlib.suppress(KeyError):
             entry = pwd.getpwnam(account)
-            return {"user": entry.pw_uid, "group": entry.pw_gid}
+            return entry.pw_uid, entry.pw_gid
     raise RuntimeError("running as root and no unprivileged account to run PostgreSQL")
 
 
@@ -77,9 +77,24 @@ class PostgresServer:
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         out = subprocess.run(
-            [_pg_tool("psql"), "-h", self.host, "-p", str(self.port), "-U", self.user,
-             "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc", sql],
-            check=True, capture_output=True, text=True,
+            [
+                _pg_tool("psql"),
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-Atc",
+                sql,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         return out.stdout
 
@@ -99,11 +114,31 @@ class PostgresServer:
 
 
 def _spawn_postgres(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(  # noqa: S603 - fixed argv
-        [_pg_tool("postgres"), "-D", str(data_dir), "-p", str(port), "-h", "127.0.0.1",
-         "-k", str(data_dir), "-c", "fsync=off", "-c", "synchronous_commit=off",
-         "-c", "full_page_writes=off", "-c", "max_connections=200"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **_as_postgres_user(),  # type: ignore[arg-type]
+    uid, gid = _as_postgres_user()
+    return subprocess.Popen(
+        [
+            _pg_tool("postgres"),
+            "-D",
+            str(data_dir),
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(data_dir),
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=200",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        user=uid,
+        group=gid,
     )
 
 
@@ -111,13 +146,15 @@ def _spawn_postgres(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
 def postgres_server() -> Iterator[PostgresServer]:
     base = Path(tempfile.mkdtemp(prefix="pgtest-"))
     data_dir = base / "data"
-    owner = _as_postgres_user()
-    if owner:
-        os.chown(base, owner["user"], owner["group"])  # type: ignore[arg-type]
-    subprocess.run(  # noqa: S603
-        [_pg_tool("initdb"), "-D", str(data_dir), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-         "--no-sync"],
-        check=True, capture_output=True, **owner,  # type: ignore[arg-type]
+    uid, gid = _as_postgres_user()
+    if uid is not None and gid is not None:
+        os.chown(base, uid, gid)
+    subprocess.run(
+        [_pg_tool("initdb"), "-D", str(data_dir), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
+        check=True,
+        capture_output=True,
+        user=uid,
+        group=gid,
     )
     port = free_port()
     server = PostgresServer("127.0.0.1", port, "postgres", data_dir, _spawn_postgres(data_dir, port))
@@ -150,10 +187,22 @@ class RedisServer:
 
 def _spawn_redis(port: int) -> subprocess.Popen[bytes]:
     redis = shutil.which("redis-server") or "/usr/bin/redis-server"
-    return subprocess.Popen(  # noqa: S603
-        [redis, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--protected-mode", "yes"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    return subprocess.Popen(
+        [
+            redis,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -180,7 +229,9 @@ class PrometheusServer:
 
 
 @contextlib.contextmanager
-def prometheus_server(config_yaml: str, extra_files: dict[str, str] | None = None) -> Iterator[PrometheusServer]:
+def prometheus_server(
+    config_yaml: str, extra_files: dict[str, str] | None = None
+) -> Iterator[PrometheusServer]:
     """Run Debian's prometheus with the given config (rule files can be passed in extra_files)."""
     workdir = Path(tempfile.mkdtemp(prefix="promtest-"))
     for name, content in (extra_files or {}).items():
@@ -188,17 +239,24 @@ def prometheus_server(config_yaml: str, extra_files: dict[str, str] | None = Non
     config_file = workdir / "prometheus.yml"
     config_file.write_text(config_yaml)
     port = free_port()
-    process = subprocess.Popen(  # noqa: S603
-        [shutil.which("prometheus") or "/usr/bin/prometheus", f"--config.file={config_file}",
-         f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-         "--web.enable-lifecycle"],
-        cwd=workdir, stdout=subprocess.DEVNULL, stderr=(workdir / "prometheus.log").open("wb"),
+    process = subprocess.Popen(
+        [
+            shutil.which("prometheus") or "/usr/bin/prometheus",
+            f"--config.file={config_file}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--web.enable-lifecycle",
+        ],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / "prometheus.log").open("wb"),
     )
     server = PrometheusServer(port, config_file, process)
     try:
         wait_until(
-            lambda: urllib.request.urlopen(f"{server.url}/-/ready", timeout=1).status == 200,  # noqa: S310
-            30, "Prometheus",
+            lambda: urllib.request.urlopen(f"{server.url}/-/ready", timeout=1).status == 200,
+            30,
+            "Prometheus",
         )
         yield server
     finally:

@@ -78,8 +78,11 @@ def error_response(
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries: every route declares the errors it can return."""
-    return {status: {"model": ErrorBody, "description": HTTPStatus(status).phrase} for status in statuses}
+    """OpenAPI `responses=` entries: every route declares the errors it can return (and 500)."""
+    return {
+        status: {"model": ErrorBody, "description": HTTPStatus(status).phrase}
+        for status in sorted({*statuses, 500})
+    }
 
 
 def _status_for(exc: ApplicationError) -> int:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.http import error_response
 
 
-class BodyTooLargeError(Exception):
-    pass
+class BodyTooLargeError(HTTPException):
+    """An HTTPException, so FastAPI's body parsing re-raises it instead of making it a 400."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"Request body exceeds {max_bytes} bytes")
 
 
 class BodySizeLimitMiddleware:
@@ -33,7 +37,7 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise BodyTooLargeError
+                    raise BodyTooLargeError(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -49,7 +53,6 @@ class BodySizeLimitMiddleware:
             await self._reject(scope, receive, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(
-            None, 413, f"Request body exceeds {self.max_bytes} bytes", path=scope.get("path", "")
-        )
+        error = BodyTooLargeError(self.max_bytes)
+        response = error_response(None, error.status_code, error.detail, path=scope.get("path", ""))
         await response(scope, receive, send)

@@ -1,0 +1,195 @@
+"""Repositories and the unit of work on real databases (SQLite and PostgreSQL 15)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.core.database import create_engine
+from app.core.pagination import PageRequest
+from app.core.principal import Role
+from app.identity.domain.errors import EmailAlreadyRegisteredError
+from app.identity.infrastructure.unit_of_work import SqlIdentityUnitOfWork
+from app.outbox.tables import outbox_events
+from app.projects.domain.models import Project, ProjectStatus, ProjectType
+from app.projects.infrastructure.unit_of_work import SqlProjectsUnitOfWork
+from service.tests.builders import a_project, a_user, projects_over_time
+from service.tests.conftest import make_settings
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(make_settings(database_url))
+    yield engine
+    await engine.dispose()
+
+
+async def _owner(engine: AsyncEngine, role: Role = Role.MEMBER) -> uuid.UUID:
+    user = a_user(role=role)
+    async with SqlIdentityUnitOfWork(engine) as uow:
+        await uow.users.add(user)
+        await uow.commit()
+    return user.id
+
+
+async def test_users_round_trip_and_emails_are_unique(engine: AsyncEngine) -> None:
+    user = a_user(role=Role.MANAGER)
+    async with SqlIdentityUnitOfWork(engine) as uow:
+        await uow.users.add(user)
+        await uow.commit()
+    async with SqlIdentityUnitOfWork(engine) as uow:
+        assert await uow.users.get(user.id) == user
+        assert await uow.users.get_by_email(user.email) == user
+        assert await uow.users.any_admin() is False
+        with pytest.raises(EmailAlreadyRegisteredError):
+            await uow.users.add(a_user(email=user.email))
+
+
+async def test_leaving_without_commit_rolls_back(engine: AsyncEngine) -> None:
+    user = a_user()
+    async with SqlIdentityUnitOfWork(engine) as uow:
+        await uow.users.add(user)
+    async with SqlIdentityUnitOfWork(engine) as uow:
+        assert await uow.users.get(user.id) is None
+
+
+async def test_an_error_inside_the_block_rolls_back(engine: AsyncEngine) -> None:
+    user = a_user()
+    with pytest.raises(RuntimeError):
+        async with SqlIdentityUnitOfWork(engine) as uow:
+            await uow.users.add(user)
+            raise RuntimeError("boom")
+    async with SqlIdentityUnitOfWork(engine) as uow:
+        assert await uow.users.get(user.id) is None
+
+
+async def test_a_project_and_its_outbox_event_commit_together(engine: AsyncEngine) -> None:
+    owner_id = await _owner(engine)
+    project = Project.create(
+        owner_id=owner_id, name="Atlas", description=None, type=ProjectType.CLIENT, now=a_project().created_at
+    )
+    async with SqlProjectsUnitOfWork(engine) as uow:
+        await uow.projects.add(project)
+        uow.track(project)
+        await uow.commit()
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(outbox_events))).one()
+    assert row.event_type == "project.created"
+    assert row.status == "pending"
+    assert row.payload["data"]["projectId"] == str(project.id)
+    assert row.payload["eventId"] == str(row.id)
+
+
+async def test_a_failed_transaction_writes_neither_project_nor_event(engine: AsyncEngine) -> None:
+    project = Project.create(
+        owner_id=uuid.uuid4(),
+        name="Orphan",
+        description=None,
+        type=ProjectType.CLIENT,
+        now=a_project().created_at,
+    )
+    with pytest.raises(Exception, match=r"(?i)foreign key"):
+        async with SqlProjectsUnitOfWork(engine) as uow:
+            await uow.projects.add(project)  # unknown owner: the foreign key refuses it
+            uow.track(project)
+            await uow.commit()
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(outbox_events))).scalar() == 0
+
+
+async def test_keyset_pages_cover_every_row_once_in_order(engine: AsyncEngine) -> None:
+    owner_id = await _owner(engine)
+    other_id = await _owner(engine)
+    rows = projects_over_time(owner_id, 23) + projects_over_time(other_id, 5)
+    async with SqlProjectsUnitOfWork(engine) as uow:
+        for project in rows:
+            await uow.projects.add(project)
+        await uow.commit()
+    expected = sorted(
+        (p for p in rows if p.owner_id == owner_id), key=lambda p: (p.created_at, p.id), reverse=True
+    )
+
+    seen: list[Project] = []
+    request = PageRequest(limit=5)
+    async with SqlProjectsUnitOfWork(engine) as uow:
+        while True:
+            page = await uow.projects.list(owner_id=owner_id, status=None, page=request)
+            seen += page.items
+            if not page.has_more:
+                break
+            assert page.next_cursor is not None
+            request = PageRequest(limit=5, after=page.next_cursor)
+    assert [p.id for p in seen] == [p.id for p in expected]
+
+
+async def test_status_filter_update_and_delete(engine: AsyncEngine) -> None:
+    owner_id = await _owner(engine)
+    active = a_project(owner_id=owner_id, status=ProjectStatus.ACTIVE)
+    pending = a_project(owner_id=owner_id)
+    async with SqlProjectsUnitOfWork(engine) as uow:
+        await uow.projects.add(active)
+        await uow.projects.add(pending)
+        await uow.commit()
+    async with SqlProjectsUnitOfWork(engine) as uow:
+        page = await uow.projects.list(owner_id=None, status=ProjectStatus.ACTIVE, page=PageRequest())
+        assert [p.id for p in page.items] == [active.id]
+        pending.rename("Renamed project")
+        await uow.projects.save(pending)
+        await uow.projects.delete(active.id)
+        await uow.commit()
+    async with SqlProjectsUnitOfWork(engine) as uow:
+        assert (await uow.projects.get(pending.id)).name == "Renamed project"  # type: ignore[union-attr]
+        assert await uow.projects.get(active.id) is None
+
+
+SEED_SQL = """
+INSERT INTO users (id, email, name, password_hash, role, created_at, updated_at)
+SELECT md5('u' || g)::uuid, 'u' || g || '@example.com', 'U', 'x', 'member', now(), now()
+FROM generate_series(1, 50) g;
+INSERT INTO projects (id, name, description, type, status, owner_id, created_at, updated_at)
+SELECT md5('p' || g)::uuid, 'Project ' || g, NULL, 'internal',
+       (ARRAY['pending', 'active', 'archived'])[1 + g % 3], md5('u' || (1 + g % 50))::uuid,
+       now() - g * interval '1 second', now()
+FROM generate_series(1, 20000) g;
+ANALYZE;
+"""
+
+
+@pytest.mark.parametrize(
+    ("where", "index"),
+    [
+        ("owner_id = md5('u7')::uuid AND status = 'active'", "ix_projects_owner_status_created"),
+        ("owner_id = md5('u7')::uuid", "ix_projects_owner_created"),
+        ("status = 'archived'", "ix_projects_status_created"),
+        ("true", "ix_projects_created"),
+    ],
+)
+async def test_each_list_query_shape_is_served_by_its_index(
+    postgres_url: str, where: str, index: str
+) -> None:
+    engine = create_engine(make_settings(postgres_url))
+    try:
+        async with engine.begin() as conn:
+            for statement in filter(str.strip, SEED_SQL.split(";")):
+                await conn.execute(text(statement))
+        async with engine.connect() as conn:
+            plan = (
+                (
+                    await conn.execute(
+                        text(
+                            f"EXPLAIN SELECT id FROM projects WHERE {where} "
+                            "ORDER BY created_at DESC, id DESC LIMIT 21"
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+    finally:
+        await engine.dispose()
+    assert index in "\n".join(plan), plan
+    assert "Sort" not in "\n".join(plan), "the index must deliver the keyset order without a sort"

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from app.core.errors import InvalidInputError
+from app.core.pagination import Cursor
+
+
+def test_a_cursor_round_trips() -> None:
+    cursor = Cursor(datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=UTC), uuid.uuid4())
+    assert Cursor.decode(cursor.encode()) == cursor
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["", "not-base64!", "e30", "eyJjIjoiMjAyNi0wMS0wMlQwMzowNDowNSIsImkiOiJ4In0", "eyJjIjogMX0"],
+)
+def test_malformed_cursors_are_a_422_for_the_cursor_field(token: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        Cursor.decode(token)
+    assert caught.value.details == {"cursor": ["is not a valid page cursor"]}
+
+
+def test_a_naive_timestamp_in_a_cursor_is_refused() -> None:
+    forged = Cursor(datetime(2026, 1, 1, tzinfo=UTC), uuid.uuid4()).encode()
+    import base64
+    import json
+
+    data = json.loads(base64.urlsafe_b64decode(forged + "=" * (-len(forged) % 4)))
+    data["c"] = "2026-01-01T00:00:00"
+    naive = base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
+    with pytest.raises(InvalidInputError):
+        Cursor.decode(naive)

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from app.core.settings import Environment, Settings
+
+STRONG = "k" * 40
+
+
+@pytest.mark.parametrize("environment", [Environment.PROD, Environment.STAGING])
+@pytest.mark.parametrize("secret", [None, "short", "changeme"])
+def test_production_refuses_a_missing_or_weak_secret(environment: Environment, secret: str | None) -> None:
+    with pytest.raises(ValidationError, match="JWT_SECRET"):
+        Settings(environment=environment, jwt_secret=secret)  # type: ignore[arg-type]
+
+
+def test_production_accepts_a_strong_secret() -> None:
+    assert Settings(environment=Environment.PROD, jwt_secret=STRONG).environment is Environment.PROD  # type: ignore[arg-type]
+
+
+def test_production_refuses_fault_injection_and_wildcard_cors() -> None:
+    with pytest.raises(ValidationError, match="FAULT_INJECTION"):
+        Settings(environment=Environment.PROD, jwt_secret=STRONG, fault_injection_error_ratio=0.1)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="CORS"):
+        Settings(environment=Environment.PROD, jwt_secret=STRONG, cors_origins="*")  # type: ignore[arg-type]
+
+
+def test_local_runs_without_a_secret_and_lists_come_from_commas(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", "https://a.example, https://b.example")
+    settings = Settings()
+    assert settings.jwt_secret is None
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    assert settings.is_sqlite
