@@ -8,7 +8,7 @@ ENV     ?= ci
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 # --- environment -----------------------------------------------------------
 $(UV):
@@ -70,10 +70,25 @@ generate-alerts: venv ## render rules, dashboards and load-test targets from ale
 	$(PY) -m kit.generate
 
 .PHONY: generate
-generate: generate-alerts ## regenerate every committed artefact
+generate: generate-alerts generate-k8s ## regenerate every committed artefact
 
 .PHONY: alerts-check
 alerts-check: venv ## promtool/amtool checks and the alert, dashboard and runbook tests
 	promtool check rules alerts/generated/rules.yaml
 	amtool check-config alerts/alertmanager.yaml
 	.venv/bin/pytest -p no:cacheprovider --no-cov tests/alerts tests/dashboards tests/runbooks
+
+# --- Kubernetes manifests ----------------------------------------------------
+.PHONY: generate-k8s
+generate-k8s: venv generate-alerts ## write k8s/overlays/* and the PrometheusRule from config/environments.yaml and alerts/
+	$(PY) -m kit.k8s_overlays
+
+.PHONY: checkov-env
+checkov-env: venv ## create the isolated checkov environment (.venv-checkov from tools/checkov.requirements.txt)
+	$(PY) -c "from kit.checkov_scan import ensure_checkov; print(ensure_checkov())"
+
+.PHONY: k8s-check
+k8s-check: venv ## render every overlay; schema (k8s 1.30/1.32/1.34), policy, checkov, promtool, freshness, negative tests
+	@command -v kubectl >/dev/null || { echo "kubectl is missing: it provides kubectl kustomize"; exit 1; }
+	@command -v promtool >/dev/null || { echo "promtool is missing: make system-deps (Debian package prometheus)"; exit 1; }
+	.venv/bin/pytest -p no:cacheprovider --no-cov tests/k8s
