@@ -159,6 +159,18 @@ def evaluate(stats: RunStats, targets: EnvironmentTargets, policy: Policy) -> Ga
             )
             continue
         by_class.setdefault(class_name, []).append(endpoint.num_requests)
+        if endpoint.num_requests == 0:
+            checks.append(
+                Check(
+                    subject,
+                    "samples",
+                    Verdict.INFO,
+                    0,
+                    None,
+                    "called only during the warm-up (e.g. once per user); not measured",
+                )
+            )
+            continue
         if target.max_error_ratio is not None:
             ratio = endpoint.error_ratio
             ok = ratio <= target.max_error_ratio
@@ -174,18 +186,6 @@ def evaluate(stats: RunStats, targets: EnvironmentTargets, policy: Policy) -> Ga
                 )
             )
         if not policy.judge_latency:
-            continue
-        if endpoint.num_requests == 0:
-            checks.append(
-                Check(
-                    subject,
-                    "samples",
-                    Verdict.INFO,
-                    0,
-                    None,
-                    "called only during the warm-up (e.g. once per user); not measured",
-                )
-            )
             continue
         if endpoint.num_requests < policy.min_samples:
             checks.append(

@@ -260,18 +260,10 @@ class ScraperUser(FastHttpUser):
 
 
 class PlannedShape(LoadTestShape):
-    """Delegates to the plan; resets the statistics once the warm-up is over."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.measuring_since: float | None = None
+    """Delegates to the plan (the recorder ends the warm-up, on a timeline sample boundary)."""
 
     def tick(self) -> tuple[int, float] | None:
-        run_time = self.get_run_time()
-        if self.measuring_since is None and run_time >= PLAN.warmup_seconds and self.runner is not None:
-            self.runner.stats.reset_all()
-            Recorder.measuring_since = self.measuring_since = time.time()
-        return PLAN.tick(run_time)
+        return PLAN.tick(self.get_run_time())
 
 
 class Recorder:
@@ -316,6 +308,11 @@ class Recorder:
                     "p95": percentile(hist, 0.95),
                 }
         cls.timeline.append(point)
+        if cls.measuring_since is None and Clock.elapsed() >= PLAN.warmup_seconds:
+            # End of the warm-up: what Locust reports (HTML too) from here on is the measurement.
+            stats.reset_all()
+            cls._previous = {}
+            cls.measuring_since = time.time()
 
     @classmethod
     def write(cls, environment: Environment, path: Path) -> None:

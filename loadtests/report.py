@@ -187,7 +187,8 @@ def plot(stats: RunStats, path: Path) -> None:
         points = [(p.t, p.endpoints[key]["p95"]) for p in stats.timeline if key in p.endpoints]
         if len(points) > 1:
             latency.plot(*zip(*points, strict=True), label=key, linewidth=1)
-    latency.set_ylabel("p95 per second (ms)")
+    latency.set_yscale("log")
+    latency.set_ylabel("p95 per second (ms, log)")
     latency.set_title(f"{stats.plan.kind} run against {stats.host}")
     latency.legend(fontsize=7, loc="upper left", ncols=2)
     latency.grid(alpha=0.3)

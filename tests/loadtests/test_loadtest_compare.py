@@ -1,0 +1,103 @@
+"""Relative mode: the statistics behind "regression" and the plain-language verdict."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadtests.compare import ComparePolicy, compare, markdown
+from loadtests.gate import Verdict
+from loadtests.runstats import RunStats
+from tests.loadtests.helpers import CREATE, LIST, endpoint, run_stats
+
+POLICY = ComparePolicy(max_ratio=1.25, floor_ms=3.0, min_samples=100)
+
+
+def runs(
+    p95s: list[float], requests: int = 1000, failures: int = 0, cpu_warning: bool = False
+) -> list[RunStats]:
+    """One run per p95 value: 94 % of the requests at 1 ms, the rest at the p95."""
+    fast = requests * 94 // 100
+    return [
+        run_stats(endpoint(LIST, {1.0: fast, p95: requests - fast}, failures), cpu_warning=cpu_warning)
+        for p95 in p95s
+    ]
+
+
+def test_the_same_speed_is_no_regression_and_says_so() -> None:
+    result = compare(runs([20, 21, 19]), runs([20, 20, 21]), POLICY)
+    assert result.verdict is Verdict.PASS and result.exit_code == 0
+    assert result.sentence() == (
+        "No significant regression over 3 interleaved pairs: head p95 ranges from no slower "
+        "(GET /api/v1/projects) to no slower (GET /api/v1/projects) than the base."
+    )
+    assert result.endpoints[0].ratios == pytest.approx([1.0, 20 / 21, 21 / 19])
+
+
+def test_a_consistently_slower_head_is_a_regression() -> None:
+    result = compare(runs([20, 20, 20]), runs([30, 31, 29]), POLICY)
+    assert result.verdict is Verdict.BREACH and result.exit_code == 3
+    comparison = result.endpoints[0]
+    assert comparison.median_ratio == pytest.approx(1.5)
+    assert comparison.delta_ms == pytest.approx(10)
+    assert result.sentence() == (
+        "Regression: the head is significantly slower than the base on "
+        "GET /api/v1/projects (p95 x1.50, +10.0 ms), over 3 interleaved pairs."
+    )
+
+
+def test_the_median_ignores_one_noisy_pair() -> None:
+    result = compare(runs([20, 20, 20]), runs([20, 60, 21]), POLICY)
+    assert result.verdict is Verdict.PASS
+    assert "from 5 % slower" in result.sentence()
+
+
+def test_a_noisy_base_is_named_in_a_passing_verdict() -> None:
+    result = compare(runs([20, 400, 280]), runs([40, 38, 20]), POLICY)
+    assert result.verdict is Verdict.PASS
+    assert "The base runs varied by up to 136% (GET /api/v1/projects)" in result.sentence()
+
+
+def test_the_floor_keeps_a_fast_endpoint_from_tripping_on_whole_milliseconds() -> None:
+    result = compare(runs([2, 2, 2]), runs([3, 3, 3]), POLICY)  # +50 % but only +1 ms
+    assert result.verdict is Verdict.PASS
+    strict = compare(runs([2, 2, 2]), runs([3, 3, 3]), ComparePolicy(floor_ms=0.5, min_samples=100))
+    assert strict.verdict is Verdict.BREACH
+
+
+def test_new_errors_in_the_head_are_a_regression() -> None:
+    result = compare(runs([20, 20, 20]), runs([20, 20, 20], failures=20), POLICY)
+    assert result.verdict is Verdict.BREACH
+    assert "errors 2.00% vs 0.00%" in result.sentence()
+
+
+def test_noisy_base_runs_make_a_slowdown_inconclusive() -> None:
+    result = compare(runs([10, 30, 20]), runs([40, 40, 40]), ComparePolicy(floor_ms=50, min_samples=100))
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert result.sentence().startswith("Inconclusive: the base runs disagree")
+
+
+def test_endpoints_with_too_few_samples_are_skipped_and_none_left_is_inconclusive() -> None:
+    result = compare(runs([20] * 3, requests=50), runs([20] * 3, requests=50), POLICY)
+    assert result.skipped == ["GET /api/v1/projects"]
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert "no endpoint had enough requests" in result.sentence()
+
+
+def test_a_saturated_generator_makes_the_comparison_inconclusive() -> None:
+    result = compare(runs([20] * 3), runs([20] * 3, cpu_warning=True), POLICY)
+    assert result.verdict is Verdict.INCONCLUSIVE and result.exit_code == 4
+    assert "saturated its CPU in 3 run(s)" in result.sentence()
+
+
+def test_markdown_lists_per_run_figures_and_skipped_endpoints() -> None:
+    base = [run_stats(endpoint(LIST, {5.0: 1000}), endpoint(CREATE, {5.0: 10})) for _ in range(3)]
+    head = [run_stats(endpoint(LIST, {6.0: 1000}), endpoint(CREATE, {5.0: 10})) for _ in range(3)]
+    text = markdown(compare(base, head, POLICY), "origin/main", POLICY)
+    assert "## Load-test comparison: head vs `origin/main`: PASS" in text
+    assert "| `GET /api/v1/projects` | 5, 5, 5 | 6, 6, 6 | 1.20 | +1.0 |" in text
+    assert "Not compared (fewer than 100 requests per run): `POST /api/v1/projects`" in text
+
+
+def test_unpaired_runs_are_refused() -> None:
+    with pytest.raises(ValueError, match="same, non-zero number"):
+        compare(runs([20]), runs([20, 20]), POLICY)
