@@ -628,6 +628,22 @@ def saturation_board(spec: SloSpec, environment: str) -> Board:
 BOARDS: tuple[Callable[[SloSpec, str], Board], ...] = (red_overview, slo_board, saturation_board)
 
 
+def concrete_query(expr: str, rate_interval: str = "5m", namespace: str = ".+", job: str = ".+") -> str:
+    """A panel query with Grafana's macros and variables filled in, ready for Prometheus."""
+    return (
+        expr.replace("$__rate_interval", rate_interval).replace("$namespace", namespace).replace("$job", job)
+    )
+
+
+def queries(document: dict[str, Any]) -> list[tuple[str, str]]:
+    """(panel title, expr) of every target of a rendered dashboard."""
+    return [
+        (panel["title"], target["expr"])
+        for panel in document["panels"]
+        for target in panel.get("targets", [])
+    ]
+
+
 def build_boards(spec: SloSpec, environment: str) -> list[Board]:
     return [make(spec, environment) for make in BOARDS]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from kit.slo import EndpointClass, SloSpec, format_duration
 
@@ -139,3 +140,46 @@ def bucket_label(seconds: float) -> str:
 def number(value: float) -> str:
     """A float rendered for PromQL/YAML without float noise (14.4 * 0.001 -> 0.0144)."""
     return f"{value:.10g}"
+
+
+@dataclass(frozen=True)
+class SelectorUse:
+    """A series selector in a parsed expression, and the range function around it (if any)."""
+
+    name: str
+    matchers: dict[str, str]  # label -> value (as written, for = and =~)
+    function: str | None  # e.g. "rate" when the selector is rate(x[...])'s argument
+    range_seconds: float | None
+
+
+def selector_uses(expr: str) -> list[SelectorUse]:
+    """Every selector of ``expr`` (raises ValueError when it does not parse)."""
+    import promql_parser  # ops group: only the checks need it, not the generators
+
+    uses: list[SelectorUse] = []
+
+    def record(selector: Any, function: str | None, range_seconds: float | None) -> None:
+        matchers = {m.name: m.value for m in selector.matchers.matchers}
+        uses.append(SelectorUse(selector.name or "", matchers, function, range_seconds))
+
+    def visit(node: Any) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            record(node, None, None)
+            return
+        if isinstance(node, promql_parser.MatrixSelector):
+            record(node.vector_selector, None, node.range.total_seconds())
+            return
+        if isinstance(node, promql_parser.Call):
+            for arg in node.args:
+                if isinstance(arg, promql_parser.MatrixSelector):
+                    record(arg.vector_selector, node.func.name, arg.range.total_seconds())
+                else:
+                    visit(arg)
+            return
+        for child in ("expr", "lhs", "rhs", "param"):
+            value = getattr(node, child, None)
+            if value is not None and not isinstance(value, str | int | float):
+                visit(value)
+
+    visit(promql_parser.parse(expr))
+    return uses

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-import promql_parser
 import pytest
 import yaml
 
 from kit import alerts_gen, generate, slo
 from kit.paths import DASHBOARDS, ROOT, RUNBOOKS
+from kit.promql import selector_uses
 
 SPEC = slo.load()
 RULES: dict[str, Any] = yaml.safe_load(alerts_gen.RULES_FILE.read_text())
@@ -68,34 +68,14 @@ def test_promtool_accepts_the_rule_file() -> None:
     assert f"SUCCESS: {len(ALL_RULES)} rules found" in result.stdout
 
 
-def _selectors(expr: str) -> list[Any]:
-    found: list[Any] = []
-
-    def visit(node: Any) -> None:
-        if isinstance(node, promql_parser.VectorSelector):
-            found.append(node)
-        elif isinstance(node, promql_parser.MatrixSelector):
-            found.append(node.vector_selector)
-        for child in ("expr", "lhs", "rhs", "param"):
-            value = getattr(node, child, None)
-            if value is not None and not isinstance(value, str | int | float):
-                visit(value)
-        for arg in getattr(node, "args", None) or []:
-            visit(arg)
-
-    visit(promql_parser.parse(expr))
-    return found
-
-
 @pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: r.get("alert") or r["record"])
 def test_every_expression_parses_and_selects_by_job(rule: dict[str, Any]) -> None:
-    selectors = _selectors(rule["expr"])
-    assert selectors or rule["expr"] == "vector(1)", "the walker found no selector"
-    for selector in selectors:
-        if selector.name and ":" in selector.name:
+    uses = selector_uses(rule["expr"])
+    assert uses or rule["expr"] == "vector(1)", "the walker found no selector"
+    for use in uses:
+        if ":" in use.name:
             continue  # a recording rule's output, already scoped by job
-        jobs = [m.value for m in selector.matchers.matchers if m.name == "job"]
-        assert jobs and jobs[0] in ALLOWED_JOBS, f"{selector} has no job matcher from the spec"
+        assert use.matchers.get("job") in ALLOWED_JOBS, f"{use} has no job matcher from the spec"
 
 
 @pytest.mark.parametrize("alert", ALERTS, ids=lambda a: f"{a['alert']}-{a['labels']['severity']}")

@@ -1,0 +1,159 @@
+"""A Python port of grafana/dashboard-linter's rules (the linter ships only as a prebuilt binary)
+plus the kit's own conventions, over the committed dashboards/*.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kit import dashboards_gen, slo
+from kit.paths import DASHBOARDS
+from kit.promql import selector_uses
+
+SPEC = slo.load()
+FILES = sorted(DASHBOARDS.glob("*.json"))
+DOCUMENTS = {path.stem: json.loads(path.read_text()) for path in FILES}
+# Fixed uids: bookmarks and every alert's dashboard_url depend on them.
+EXPECTED_UIDS = {"reference-service-red", "reference-service-slo", "reference-service-saturation"}
+DATASOURCE_UID = "${datasource}"
+RATE_SENTINEL_SECONDS = 4321  # $__rate_interval is substituted with this, then recognised
+RANGE_FUNCTIONS = {"rate", "irate", "increase"}
+COUNTER_SUFFIXES = ("_total", "_bucket", "_count", "_sum")
+# Infrastructure series are selected by their fixed job from the spec, not by $job.
+INFRA_JOBS = {SPEC.selectors.kube_state_metrics_job, SPEC.selectors.cert_manager_job}
+# https://github.com/grafana/grafana/blob/main/packages/grafana-data/src/valueFormats/categories.ts
+KNOWN_UNITS = {"reqps", "ops", "s", "ms", "percentunit", "percent", "bytes", "short", "none", "x"}
+
+PANELS = [
+    (uid, panel)
+    for uid, document in DOCUMENTS.items()
+    for panel in document["panels"]
+    if panel["type"] != "row"
+]
+TARGETS = [(uid, panel, target) for uid, panel in PANELS for target in panel.get("targets", [])]
+
+
+def _ids(items: list[Any]) -> list[str]:
+    return [f"{item[0]}:{item[1]['title']}" for item in items]
+
+
+def test_dashboards_have_fixed_uids_matching_their_files() -> None:
+    assert set(DOCUMENTS) == EXPECTED_UIDS
+    for stem, document in DOCUMENTS.items():
+        assert document["uid"] == stem
+        assert len(document["uid"]) <= 40
+        assert document["title"] and document["description"]
+
+
+@pytest.mark.parametrize("uid", sorted(EXPECTED_UIDS))
+def test_template_variables(uid: str) -> None:
+    variables = {v["name"]: v for v in DOCUMENTS[uid]["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert [v["type"] for v in variables.values()].count("datasource") == 1
+    for name in ("namespace", "job"):
+        variable = variables[name]
+        assert variable["type"] == "query"
+        assert variable["datasource"]["uid"] == DATASOURCE_UID
+        assert variable["multi"] and variable["includeAll"] and variable["allValue"] == ".+"
+        assert variable["refresh"] == 2, "reload on time range change"
+        selector_uses(variable["query"].replace("label_values(", "").rsplit(",", 1)[0])
+
+
+@pytest.mark.parametrize("uid", sorted(EXPECTED_UIDS))
+def test_dashboard_is_read_only_and_links_its_siblings(uid: str) -> None:
+    document = DOCUMENTS[uid]
+    assert document["editable"] is False, "generated: edit the Python, not the UI"
+    assert any(
+        link["type"] == "dashboards" and SPEC.service.name in link["tags"] for link in document["links"]
+    )
+
+
+@pytest.mark.parametrize("uid", sorted(EXPECTED_UIDS))
+def test_panel_ids_are_unique(uid: str) -> None:
+    ids = [panel["id"] for panel in DOCUMENTS[uid]["panels"]]
+    assert len(ids) == len(set(ids))
+    assert all(isinstance(i, int) and i > 0 for i in ids)
+
+
+@pytest.mark.parametrize(("uid", "panel"), PANELS, ids=_ids(PANELS))
+def test_panel_has_title_description_unit_datasource_and_targets(uid: str, panel: dict[str, Any]) -> None:
+    assert panel["title"].strip()
+    assert len(panel.get("description", "")) >= 20, "say what the panel shows and how to read it"
+    assert panel["fieldConfig"]["defaults"].get("unit") in KNOWN_UNITS
+    assert panel["datasource"]["uid"] == DATASOURCE_UID
+    assert panel["targets"], "panel-no-targets"
+    ref_ids = [t["refId"] for t in panel["targets"]]
+    assert len(ref_ids) == len(set(ref_ids))
+    for target in panel["targets"]:
+        assert target["datasource"]["uid"] == DATASOURCE_UID
+    if panel["type"] == "timeseries":
+        assert panel["options"]["legend"]["showLegend"] is True
+
+
+@pytest.mark.parametrize(("uid", "panel", "target"), TARGETS, ids=_ids(TARGETS))
+def test_target_promql(uid: str, panel: dict[str, Any], target: dict[str, Any]) -> None:
+    expr = dashboards_gen.concrete_query(target["expr"], rate_interval=f"{RATE_SENTINEL_SECONDS}s")
+    uses = selector_uses(expr)  # target-promql: raises when it does not parse
+    assert uses
+    raw_uses = target["expr"]
+    for use in uses:
+        if use.function in RANGE_FUNCTIONS or use.range_seconds is not None:
+            assert use.range_seconds == RATE_SENTINEL_SECONDS, f"{use.name}: use $__rate_interval"
+        if use.name.endswith(COUNTER_SUFFIXES):
+            assert use.function in RANGE_FUNCTIONS, f"{use.name}: a counter needs rate()/increase()"
+        assert use.matchers.get("namespace") == ".+" and 'namespace=~"$namespace"' in raw_uses
+        job = use.matchers.get("job")
+        assert job == ".+" or job in INFRA_JOBS, f'{use.name}: select job=~"$job" (or an infra job)'
+
+
+def _panel(uid: str, anchor: str) -> dict[str, Any]:
+    panel_id = dashboards_gen.panel_links(SPEC, SPEC.alerting_environment)[anchor][1]
+    return next(p for p in DOCUMENTS[uid]["panels"] if p["id"] == panel_id)
+
+
+def _threshold_values(panel: dict[str, Any]) -> list[float]:
+    return [
+        s["value"] for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"] if s["value"] is not None
+    ]
+
+
+def test_slo_thresholds_come_from_the_spec() -> None:
+    objectives = SPEC.objectives()
+    slo_uid = "reference-service-slo"
+    assert _threshold_values(_panel(slo_uid, "slo-availability-sli")) == [objectives.availability_objective]
+    assert _threshold_values(_panel(slo_uid, "slo-latency-sli-vs-objective")) == [
+        objectives.latency_objective
+    ]
+    burn = _threshold_values(_panel(slo_uid, "slo-availability-burn-rate"))
+    assert burn == sorted({w.burn_rate for w in SPEC.burn_rate_windows})
+    assert _threshold_values(_panel(slo_uid, "slo-requests")) == [objectives.low_traffic_min_rps]
+    sat = "reference-service-saturation"
+    assert _threshold_values(_panel(sat, "saturation-db-pool")) == [SPEC.thresholds.db_pool_saturation_ratio]
+    red = "reference-service-red"
+    assert _threshold_values(_panel(red, "red-error-ratio-by-route")) == [SPEC.thresholds.high_5xx_ratio]
+    class_targets = [t["expr"] for t in _panel(red, "red-class-p95-vs-target")["targets"]]
+    for name, targets in objectives.classes.items():
+        assert any(f'endpoint_class="{name}"}} / {targets.p95_ms / 1000:.10g}' in e for e in class_targets)
+
+
+def test_panel_anchor_ids_are_stable() -> None:
+    """Renumbering panels breaks links in runbooks, alerts and bookmarks: make it a conscious change."""
+    links = dashboards_gen.panel_links(SPEC, SPEC.alerting_environment)
+    assert links["slo-availability-burn-rate"] == ("reference-service-slo", 5)
+    assert links["red-error-ratio-by-route"] == ("reference-service-red", 5)
+    assert links["saturation-targets-up"] == ("reference-service-saturation", 2)
+
+
+def test_lint_catches_a_broken_dashboard(tmp_path: Path) -> None:
+    """The checks above are not vacuous: a hand-broken query fails them."""
+    broken = json.loads(FILES[0].read_text())
+    target = next(t for p in broken["panels"] for t in p.get("targets", []))
+    target["expr"] = target["expr"].replace("$__rate_interval", "5m")
+    with pytest.raises(AssertionError, match="use \\$__rate_interval"):
+        test_target_promql(broken["uid"], {"title": "x"}, target)
+    with pytest.raises(ValueError):  # noqa: PT011 - promql_parser raises a bare ValueError
+        selector_uses("sum(rate(http_requests_total[5m])")
