@@ -92,3 +92,27 @@ k8s-check: venv ## render every overlay; schema (k8s 1.30/1.32/1.34), policy, ch
 	@command -v kubectl >/dev/null || { echo "kubectl is missing: it provides kubectl kustomize"; exit 1; }
 	@command -v promtool >/dev/null || { echo "promtool is missing: make system-deps (Debian package prometheus)"; exit 1; }
 	.venv/bin/pytest -p no:cacheprovider --no-cov tests/k8s
+
+# --- load tests and benchmark -------------------------------------------------
+HOST    ?=
+SHAPE   ?= fixed
+BASE    ?= main
+BENCH_PACKAGES := wrk
+
+.PHONY: loadtest
+loadtest: venv system-deps ## gated Locust run: ENV=ci starts a local stack; ENV=staging HOST=https://... (SHAPE=fixed|step|smoke)
+	$(PY) -m loadtests.run --env $(ENV) --shape $(SHAPE) $(if $(HOST),--host $(HOST)) $(LOADTEST_ARGS)
+
+.PHONY: loadtest-compare
+loadtest-compare: venv system-deps ## relative gate on a shared runner: head vs BASE=<git ref>, interleaved pairs, same data
+	$(PY) -m loadtests.compare --base $(BASE) $(COMPARE_ARGS)
+
+.PHONY: bench-deps
+bench-deps: ## apt-get install wrk (only the benchmark needs it)
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing: $(BENCH_PACKAGES) (run as root or install it)"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BENCH_PACKAGES) >/dev/null; }
+
+.PHONY: bench
+bench: venv system-deps bench-deps ## service vs bare FastAPI baselines on pinned cores: req/s, p50/p95/p99, goals
+	$(PY) -m loadtests.bench $(BENCH_ARGS)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from kit.paths import ROOT
 from loadtests.seed import SeedSize, seed
-from testsupport.servers import free_port, postgres_server, redis_server
+from testsupport.servers import free_port, port_open, postgres_server, redis_server
 
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 LOOPBACK = "127.0.0.1"
@@ -120,6 +120,10 @@ def backing_services(size: SeedSize, python: Path = VENV_PYTHON) -> Iterator[Bac
         yield backing
 
 
+def port_is_open(port: int) -> bool:
+    return port_open(port)
+
+
 def _ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback http only
@@ -163,12 +167,12 @@ def service(
     tree: Path = ROOT,
     cpu: int | None = 0,
     with_worker: bool = True,
-    **overrides: str,
+    overrides: dict[str, str] | None = None,
 ) -> Iterator[Service]:
     """The API (pinned to ``cpu``) and the outbox worker of the source tree ``tree``."""
     log_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = service_env(backing, port, **overrides)
+    env = service_env(backing, port, **(overrides or {}))
     api_log, worker_log = log_dir / "api.log", log_dir / "worker.log"
     with contextlib.ExitStack() as stack:
         api = stack.enter_context(

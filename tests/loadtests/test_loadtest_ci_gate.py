@@ -1,0 +1,71 @@
+"""The short form of `make loadtest ENV=ci`: a real stack on loopback, Locust in a subprocess.
+
+Locust is never imported here: it monkey-patches the interpreter with gevent.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from kit.paths import ROOT
+from loadtests import report, shapes
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run_gate(*args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loadtests.run", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_short_ci_gate_passes_and_writes_every_report(tmp_path: Path) -> None:
+    done = run_gate("--env", "ci", "--short", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PASS: ci met its targets" in done.stdout
+
+    summary = json.loads((tmp_path / report.SUMMARY_JSON).read_text())
+    assert summary["verdict"] == "pass" and summary["exit_code"] == 0
+    assert summary["host"].startswith("http://127.0.0.1:")  # only ever loopback from the tests
+    assert summary["cpu_warning"] is False and summary["total_failures"] == 0
+    measured = {e["endpoint"] for e in summary["endpoints"] if e["requests"] > 0}
+    journey = {route for task in shapes.TASK_REQUESTS.values() for route in task}
+    assert journey | {"GET /health/live", "GET /health/ready", "GET /metrics"} <= measured
+    assert summary["tasks"]["executed"] >= 0.95 * summary["tasks"]["planned"]
+
+    suite = ET.parse(tmp_path / report.JUNIT_XML).getroot()
+    assert suite.get("failures") == "0" and suite.get("errors") == "0" and int(suite.get("tests", "0")) > 10
+
+    markdown = (tmp_path / report.SUMMARY_MD).read_text()
+    assert markdown.startswith("## Load test `ci`: PASS")
+    assert f"| `GET {shapes.PROJECTS}` | read |" in markdown
+
+    assert (tmp_path / report.LATENCY_PNG).read_bytes().startswith(PNG_MAGIC)
+    html = (tmp_path / report.HTML_REPORT).read_text()
+    assert "<html" in html.lower() and shapes.PROJECT in html
+
+
+def test_unknown_environment_is_one_line_and_exit_code_4(tmp_path: Path) -> None:
+    done = run_gate("--env", "nowhere", "--out", str(tmp_path), timeout=60)
+    assert done.returncode == 4
+    assert done.stderr.strip().splitlines() == [
+        "load test failed: unknown environment 'nowhere' (known: ci, dev, preview, prod, staging)"
+    ]
+
+
+def test_bad_option_is_refused_by_the_cli(tmp_path: Path) -> None:
+    done = run_gate("--shape", "spike", "--out", str(tmp_path), timeout=60)
+    assert done.returncode == 2
+    assert "invalid choice: 'spike'" in done.stderr
