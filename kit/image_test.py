@@ -81,7 +81,7 @@ def run(args: Sequence[str], *, check: bool = True, timeout: float = 1800) -> Co
     # Fixed argument lists built here; nothing comes from untrusted input.
     result = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
     if check and result.returncode != 0:
-        output = (result.stdout + result.stderr).strip().splitlines()
+        output = f"{result.stdout}\n{result.stderr}".strip().splitlines()
         print("\n".join(f"    | {line}" for line in output[-15:]), file=sys.stderr)
         tail = output[-1] if output else "no output"
         raise ImageTestError(f"`{' '.join(args[:4])} ...` exited {result.returncode}: {tail}")
@@ -193,7 +193,7 @@ def wait_for_http(url: str, container: str) -> None:
         state = run([*PODMAN, "inspect", "--format", "{{.State.Running}}", container], check=False)
         if state.stdout.strip() != "true":
             logs = run([*PODMAN, "logs", "--tail", "5", container], check=False)
-            lines = (logs.stderr + logs.stdout).strip().splitlines()
+            lines = f"{logs.stdout}\n{logs.stderr}".strip().splitlines()
             last = lines[-1] if lines else "no logs"
             raise ImageTestError(f"{container} exited before {url} answered: {last}")
         time.sleep(0.5)
@@ -252,14 +252,19 @@ def check_worker(tag: str) -> None:
     if probe.returncode != 0:
         raise ImageTestError("the worker process type is missing: no module app.worker in the image")
     port = free_port()
-    env = {"WORKER_METRICS_PORT": str(port), "HEALTHCHECK_URL": f"http://127.0.0.1:{port}/metrics"}
+    env = {
+        "WORKER_METRICS_PORT": str(port),
+        "HEALTHCHECK_URL": f"http://127.0.0.1:{port}/metrics",
+        # Required by the worker; nothing is queued in this fresh database, so never called.
+        "WEBHOOK_URL": "http://127.0.0.1:9/image-test-webhook",
+    }
     with service_container(tag, "reference-image-test-worker", "python -m app.worker", env) as worker:
         wait_for_http(f"http://127.0.0.1:{port}/metrics", worker)
         stopped_in = check_healthcheck_and_stop(worker)
     print(f"    worker /metrics 200 on :{port}, HEALTHCHECK passed, SIGTERM -> exit 0 in {stopped_in:.1f} s")
 
 
-def check_contents(tag: str) -> None:
+def check_contents(tag: str, app_digest: str) -> None:
     configured = run([*PODMAN, "image", "inspect", "--format", "{{.Config.User}}", tag]).stdout.strip()
     default_uid = in_image(tag, "id -u").stdout.strip()
     expected = f"{RUNTIME_UID}:{RUNTIME_UID}"
@@ -277,8 +282,35 @@ def check_contents(tag: str) -> None:
     leaked = in_image(tag, f'python -c "{find_modules}"').stdout.split()
     if leaked:
         raise ImageTestError(f"dependency-group packages inside the image: {', '.join(leaked)}")
-    print(f"    user {configured}; absent: {', '.join(BUILD_TOOLS)}, python -m pip,")
+    check_app_is_current(tag, app_digest)
+    print(f"    app package = working tree; user {configured};")
+    print(f"    absent: {', '.join(BUILD_TOOLS)}, python -m pip,")
     print(f"    dependency groups ({', '.join(GROUP_ONLY_MODULES)})")
+
+
+def app_digest_script() -> str:
+    """Python that prints a digest of the app package's .py files (paths and contents)."""
+    return (
+        "import hashlib, pathlib, app; root = pathlib.Path(app.__file__).parent; d = hashlib.sha256()\n"
+        "for f in sorted(root.rglob('*.py')):\n"
+        "    d.update(f.relative_to(root).as_posix().encode() + f.read_bytes())\n"
+        "print(d.hexdigest())"
+    )
+
+
+def local_app_digest() -> str:
+    """Taken just before the build: the tree the build context is sent from."""
+    return run([sys.executable, "-c", app_digest_script()]).stdout.strip()
+
+
+def check_app_is_current(tag: str, local: str) -> None:
+    """The image's app equals the working tree's service/src/app (no stale build cache)."""
+    inside = in_image(tag, f'python -c "{app_digest_script()}"').stdout.strip()
+    if inside != local:
+        raise ImageTestError(
+            f"the image's app package differs from service/src/app ({inside[:12] or 'none'} != "
+            f"{local[:12]}): a stale build?"
+        )
 
 
 def image_size_mb(tag: str) -> float:
@@ -296,10 +328,11 @@ def main() -> int:
         with step("base", f"base image {BASE_IMAGE}"):
             print(f"    {ensure_base_image()}")
         with step("build", f"podman build -f service/Dockerfile -t {tag} ."):
+            app_digest = local_app_digest()
             build_image(tag, version)
         print(f"    image size {image_size_mb(tag):.0f} MB")
         with step("contents", "image contents: default user, no build tools, no dependency groups"):
-            check_contents(tag)
+            check_contents(tag, app_digest)
         with step("api", "API process type: read-only root, tmpfs /tmp, uid 10001"):
             check_api(tag)
         with step("worker", "worker process type (python -m app.worker), same image"):
