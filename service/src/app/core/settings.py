@@ -10,7 +10,8 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import Field, SecretStr, model_validator
+from limits import parse_many
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # A secret shorter than this is refused in production: HS256 wants >= 256 bits.
@@ -79,6 +80,10 @@ class Settings(BaseSettings):
     rate_limit_login: str = "5/minute"
     rate_limit_write: str = "60/minute"
     rate_limit_read: str = "600/minute"
+    # Account creation per client IP, on top of the write limit.
+    rate_limit_register: str = "20/hour"
+    # After a Redis error the limiter uses per-process memory this long before trying Redis again.
+    rate_limit_redis_retry_seconds: float = Field(default=5.0, gt=0)
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
 
     # --- observability ---
@@ -88,6 +93,11 @@ class Settings(BaseSettings):
     metrics_enabled: bool = True
 
     # --- lifecycle ---
+    # SIGTERM: readiness turns 503 at once, the server keeps serving this long so load
+    # balancers stop routing here, then stops accepting and drains in-flight requests for
+    # at most DRAIN_TIMEOUT_SECONDS. Both together must stay under the pod's
+    # terminationGracePeriodSeconds.
+    shutdown_delay_seconds: float = Field(default=5.0, ge=0)
     drain_timeout_seconds: float = Field(default=20.0, ge=0)
     readiness_check_timeout_seconds: float = Field(default=1.0, gt=0)
 
@@ -101,6 +111,12 @@ class Settings(BaseSettings):
     outbox_backoff_max_seconds: float = Field(default=300.0, gt=0)
     circuit_breaker_failure_threshold: int = Field(default=5, ge=1)
     circuit_breaker_reset_seconds: float = Field(default=30.0, gt=0)
+    # A claimed event is leased to its worker this long; a worker killed mid-batch loses its
+    # lease and the event is claimed again (at-least-once). Must exceed WEBHOOK_TIMEOUT_SECONDS.
+    outbox_lease_seconds: float = Field(default=30.0, gt=0)
+    # The worker's own /metrics; the host defaults to HOST (0.0.0.0 in containers).
+    worker_metrics_host: str | None = None
+    worker_metrics_port: int = Field(default=9100, ge=1, le=65535)
 
     # --- fault injection (for the alerting e2e test; refused in production) ---
     fault_injection_error_ratio: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -115,6 +131,16 @@ class Settings(BaseSettings):
                 if isinstance(value, str):
                     data[key] = [v.strip() for v in value.split(",") if v.strip()]
         return data
+
+    @field_validator("rate_limit_login", "rate_limit_write", "rate_limit_read", "rate_limit_register")
+    @classmethod
+    def _valid_rate_limit(cls, value: str) -> str:
+        # Refused at start-up rather than on the first request: "5/minute", "100 per hour", ...
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit like '5/minute': {value!r}") from exc
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
