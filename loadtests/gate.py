@@ -45,7 +45,7 @@ EXIT_CODES = {
 class Policy:
     """What the gate judges. The limits themselves come from the SLO targets."""
 
-    min_samples: int = 500  # 25 requests beyond the p95: fewer and the p95 is one or two requests
+    min_samples: int = 100  # 5 requests beyond the p95: fewer and the p95 is one or two requests
     schedule_tolerance: float = 0.05  # executed tasks may fall this far short of the schedule
     judge_latency: bool = True
     judge_throughput: bool = True

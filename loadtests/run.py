@@ -19,7 +19,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kit import environments
@@ -50,6 +50,7 @@ class Options:
     out: Path
     size: SeedSize
     min_samples: int | None
+    evaluate: Path | None = None
 
 
 def build_plan(options: Options, env_targets: targets.EnvironmentTargets) -> shapes.Plan:
@@ -145,11 +146,23 @@ def target_host(options: Options, env: environments.Environment) -> Iterator[tup
         yield service.base_url, 1
 
 
+def judge(options: Options, stats: RunStats, env_targets: targets.EnvironmentTargets) -> gate.GateResult:
+    result = gate.evaluate(stats, env_targets, policy_for(options))
+    report.write_all(options.out, stats, env_targets, result)
+    print(report.markdown_table(stats, env_targets, result))
+    if stats.plan.kind == "step":
+        print(report.capacity_table(stats))
+    return result
+
+
 def run(options: Options) -> gate.GateResult:
     env = environments.load().get(options.environment)
     env_targets = targets.load(options.environment)
-    plan = build_plan(options, env_targets)
     options.out.mkdir(parents=True, exist_ok=True)
+    if options.evaluate:  # figures of a run made elsewhere (e.g. Locust's distributed mode)
+        stats = RunStats.load(options.evaluate)
+        return judge(replace(options, shape=stats.plan.kind), stats, env_targets)
+    plan = build_plan(options, env_targets)
     print(
         f"load test {options.environment}: shape {plan.kind}, ~{plan.steps[0].rate_rps:.0f} req/s, "
         f"{plan.peak_users} users, {plan.duration:.0f}s ({plan.warmup_seconds:.0f}s warm-up)",
@@ -157,12 +170,7 @@ def run(options: Options) -> gate.GateResult:
     )
     with target_host(options, env) as (host, cpu):
         stats = run_locust(host, plan, options.out, options.size, cpu)
-    result = gate.evaluate(stats, env_targets, policy_for(options))
-    report.write_all(options.out, stats, env_targets, result)
-    print(report.markdown_table(stats, env_targets, result))
-    if plan.kind == "step":
-        print(report.capacity_table(stats))
-    return result
+    return judge(options, stats, env_targets)
 
 
 def parse_args(argv: list[str] | None) -> Options:
@@ -181,6 +189,13 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--warmup", type=float, default=None, help="seconds excluded from the figures")
     parser.add_argument("--min-samples", type=int, default=None, help="requests an endpoint needs for a p95")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--evaluate",
+        type=Path,
+        default=None,
+        metavar="RAW_JSON",
+        help="judge the raw.json of a run made elsewhere (distributed mode) instead of running",
+    )
     parser.add_argument("--projects", type=int, default=None)
     parser.add_argument("--owners", type=int, default=None)
     parser.add_argument("--managers", type=int, default=SeedSize.managers)
@@ -202,6 +217,7 @@ def parse_args(argv: list[str] | None) -> Options:
         args.out,
         size,
         args.min_samples,
+        args.evaluate,
     )
 
 

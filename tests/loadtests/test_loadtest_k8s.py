@@ -1,0 +1,74 @@
+"""Locust's distributed mode on Kubernetes: k8s/loadtest renders, validates strictly at 1.32.0,
+is hardened like the service's manifests, and runs exactly the journeys CI runs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from kit import k8s_checks
+from kit.paths import K8S
+from loadtests import k8s, shapes
+
+LOADTEST = K8S / "loadtest"
+
+
+@pytest.fixture(scope="module")
+def rendered() -> list[dict[str, Any]]:
+    return k8s_checks.render(LOADTEST)
+
+
+def test_renders_master_service_workers_and_the_journeys_configmap(rendered: list[dict[str, Any]]) -> None:
+    kinds = sorted(
+        (
+            o["kind"],
+            o["metadata"]["name"].rsplit("-", 1)[0] if o["kind"] == "ConfigMap" else o["metadata"]["name"],
+        )
+        for o in rendered
+    )
+    assert kinds == [
+        ("ConfigMap", "locust-journeys"),
+        ("ConfigMap", "locust-settings"),
+        ("Deployment", "locust-master"),
+        ("Deployment", "locust-worker"),
+        ("NetworkPolicy", "locust-master"),
+        ("Service", "locust-master"),
+        ("ServiceAccount", "locust"),
+    ]
+    journeys = next(
+        o for o in k8s_checks.of_kind(rendered, "ConfigMap") if "journeys" in o["metadata"]["name"]
+    )
+    assert set(journeys["data"]) == set(k8s.SOURCES)
+
+
+def test_validates_strictly_against_kubernetes_1_32(rendered: list[dict[str, Any]]) -> None:
+    assert k8s_checks.schema_errors(rendered, "1.32.0") == []
+
+
+def test_pods_are_hardened_and_sized(rendered: list[dict[str, Any]]) -> None:
+    templates = k8s_checks.pod_templates(rendered)
+    assert len(templates) == 2
+    for template in templates:
+        assert k8s_checks.pod_security_violations(template) == []
+        assert template.spec["automountServiceAccountToken"] is False
+        for _, container in template.containers():
+            resources = container["resources"]
+            assert {"cpu", "memory"} <= set(resources["requests"]) and {"cpu", "memory"} <= set(
+                resources["limits"]
+            )
+            assert container["image"].endswith(":2.47.0")  # the Locust version of uv.lock
+
+
+def test_the_committed_journeys_are_the_current_sources() -> None:
+    for path, text in k8s.copies().items():
+        assert path.read_text() == text, f"{path} is stale: run python -m loadtests.k8s"
+
+
+def test_the_committed_plan_is_a_valid_fixed_plan() -> None:
+    line = next(
+        ln for ln in (LOADTEST / "plan.env").read_text().splitlines() if ln.startswith("LOADTEST_PLAN=")
+    )
+    plan = shapes.Plan.from_json(json.loads(line.split("=", 1)[1]))
+    assert plan.kind == "fixed" and plan.peak_users > 0 and plan.warmup_seconds > 0
