@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.database import create_engine
+from app.core.redis import create_redis_client
 from app.core.settings import Settings
 from app.identity.application.services import IdentityService
 from app.identity.infrastructure.passwords import Argon2PasswordHasher
@@ -34,10 +36,14 @@ class Container:
     tokens: JwtTokenService
     identity: IdentityService
     projects: ProjectService
+    # Shared by every Redis user in the process (readiness, rate limits); None without REDIS_URL.
+    redis: Redis | None = None
     # Readiness probes beyond the database (e.g. Redis when REDIS_URL is set), by name.
     extra_checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
 
     async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.engine.dispose()
 
 
@@ -59,13 +65,18 @@ def build_container(settings: Settings) -> Container:
         algorithm=settings.jwt_algorithm,
     )
     hasher = Argon2PasswordHasher(settings.password_hash_concurrency)
-    return Container(
+    container = Container(
         settings=settings,
         engine=engine,
         tokens=tokens,
         identity=IdentityService(lambda: SqlIdentityUnitOfWork(engine), hasher, tokens),
         projects=ProjectService(lambda: SqlProjectsUnitOfWork(engine)),
     )
+    if settings.redis_url is not None:
+        redis = container.redis = create_redis_client(settings)
+        # Redis is a readiness dependency once configured: the pod serves nothing well without it.
+        container.extra_checks["redis"] = redis.ping
+    return container
 
 
 def get_container(request: Request) -> Container:

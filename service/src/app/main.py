@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from types import FrameType
 
 import uvicorn
 from fastapi import Depends, FastAPI
@@ -21,6 +28,7 @@ from app.observability.faults import inject_faults
 from app.observability.logging import configure_logging
 from app.observability.metrics import metrics_for
 from app.observability.middleware import RequestEdgeMiddleware
+from app.observability.tracing import setup_tracing
 from app.projects.presentation.router import router as projects_router
 
 log = logging.getLogger("app")
@@ -34,18 +42,24 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     registry = registry if registry is not None else REGISTRY
+    http_metrics = metrics_for(registry) if settings.metrics_enabled else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.container = container or build_container(settings)
-        app.state.draining = False
+        running = container or build_container(settings)
+        app.state.container = running
+        if http_metrics is not None:
+            http_metrics.db_pool.engine = running.engine
         log.info("started", extra={"environment": settings.environment.value, "version": settings.version})
         try:
             yield
         finally:
+            # Reached after the server drained (see DrainingServer): nothing is in flight now.
             app.state.draining = True
-            await app.state.container.close()
-            log.info("stopped")
+            await running.close()
+            if tracer_provider is not None:
+                tracer_provider.shutdown()
+            log.info("stopped: connections and pools closed")
 
     app = FastAPI(
         title="Reference service",
@@ -56,6 +70,8 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
+    # Set before startup, not in the lifespan: a SIGTERM during startup must stay visible.
+    app.state.draining = False
     install_error_handlers(app)
 
     api_dependencies = [Depends(inject_faults)]
@@ -69,27 +85,96 @@ def create_app(
 
     # Outermost last: the edge middleware sees every response, including 413s.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(
-        RequestEdgeMiddleware, metrics=metrics_for(registry) if settings.metrics_enabled else None
-    )
+    app.add_middleware(RequestEdgeMiddleware, metrics=http_metrics)
+    if http_metrics is not None:
+        http_metrics.build_info.labels(settings.version, settings.environment.value).set(1)
+    tracer_provider = setup_tracing(app, settings)
     return app
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn with a drain phase in front of its own graceful shutdown.
+
+    On SIGTERM (or SIGINT):
+    1. readiness turns 503 at once (`app.state.draining`), while the server keeps
+       accepting and serving for SHUTDOWN_DELAY_SECONDS, so endpoints controllers and
+       load balancers stop routing here before the listener closes (no preStop hook
+       needed); responses ask keep-alive clients to reconnect elsewhere;
+    2. uvicorn's shutdown: the listener closes, in-flight requests finish, bounded by
+       DRAIN_TIMEOUT_SECONDS (then cancelled);
+    3. lifespan shutdown closes the Redis client and the database pool; exit status 0.
+    A second signal skips the rest of the delay; a third forces the exit.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI, shutdown_delay_seconds: float) -> None:
+        super().__init__(config)
+        self.app = app
+        self.shutdown_delay_seconds = shutdown_delay_seconds
+        self.drain_started_at: float | None = None
+        self._drain_logged = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # A signal handler: only plain assignments here (logging could deadlock on its lock).
+        if self.drain_started_at is None:
+            self.drain_started_at = time.monotonic()
+            self.app.state.draining = True
+        elif not self.should_exit:
+            self.should_exit = True
+        else:
+            self.force_exit = True
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.drain_started_at is not None and not self.should_exit:
+            if not self._drain_logged:
+                self._drain_logged = True
+                log.info(
+                    "draining: readiness is 503, still serving",
+                    extra={
+                        "shutdown_delay_seconds": self.shutdown_delay_seconds,
+                        "drain_timeout_seconds": self.config.timeout_graceful_shutdown,
+                    },
+                )
+            if time.monotonic() - self.drain_started_at >= self.shutdown_delay_seconds:
+                log.info("shutdown delay over: closing the listener, finishing in-flight requests")
+                self.should_exit = True
+        return await super().on_tick(counter)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn re-raises the captured signal after a graceful stop, so the process dies
+        # "killed by SIGTERM"; a completed drain is a clean exit here (status 0).
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
 
 def run() -> None:
     settings = get_settings()
-    configure_logging(settings.log_level, settings.log_json)
-    uvicorn.run(
-        create_app(settings),
+    configure_logging(settings.log_level, settings.log_json, sql_echo=settings.db_echo)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
         access_log=False,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
-        timeout_graceful_shutdown=int(settings.drain_timeout_seconds),
+        timeout_graceful_shutdown=math.ceil(settings.drain_timeout_seconds),
         loop="uvloop",
         http="httptools",
     )
+    server = DrainingServer(config, app, settings.shutdown_delay_seconds)
+    server.run()
+    if not server.started:
+        sys.exit(3)  # uvicorn's STARTUP_FAILURE: the port was taken or the app failed to start
 
 
 if __name__ == "__main__":

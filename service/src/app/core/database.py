@@ -51,7 +51,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         in_memory = ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:")
         engine = create_async_engine(
             url,
-            echo=settings.db_echo,
+            hide_parameters=True,
             connect_args={"timeout": settings.db_pool_timeout_seconds},
             # An in-memory database lives in one connection: share it.
             **({"poolclass": StaticPool} if in_memory else {}),
@@ -75,7 +75,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
         return engine
     return create_async_engine(
         url,
-        echo=settings.db_echo,
+        # DB_ECHO is honoured through the logging config (JSON lines, not SQLAlchemy's own
+        # handler); bound parameters (password hashes, emails) never reach a log line or a
+        # logged exception.
+        hide_parameters=True,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
@@ -83,6 +86,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=1800,
         connect_args={
             "timeout": settings.db_connect_timeout_seconds,
+            # Client-side bound too: statement_timeout cannot fire when the server or the
+            # network is gone, so a dead peer would otherwise hang the request.
+            "command_timeout": settings.db_statement_timeout_ms / 1000 + 1
+            if settings.db_statement_timeout_ms
+            else None,
             # Server-side guard: no statement may hold a connection longer than this.
             "server_settings": {
                 "statement_timeout": str(settings.db_statement_timeout_ms),

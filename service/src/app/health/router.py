@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -12,6 +13,7 @@ from sqlalchemy import text
 from app.composition import Container
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger("app.health")
 
 
 async def _check_db(container: Container) -> None:
@@ -32,7 +34,20 @@ async def readiness(request: Request) -> tuple[int, dict[str, Any]]:
     for name, result in zip(probes, results, strict=True):
         checks[name] = "ok" if not isinstance(result, BaseException) else f"error: {type(result).__name__}"
     healthy = all(value == "ok" for value in checks.values())
+    _log_transition(request, healthy, checks)
     return (200 if healthy else 503), {"status": "ok" if healthy else "unavailable", "checks": checks}
+
+
+def _log_transition(request: Request, healthy: bool, checks: dict[str, str]) -> None:
+    """One line when readiness changes, not one per probe."""
+    state = request.app.state
+    if getattr(state, "ready", None) is healthy:
+        return
+    state.ready = healthy
+    if healthy:
+        log.info("ready", extra={"checks": checks})
+    else:
+        log.warning("not ready: a dependency is failing", extra={"checks": checks})
 
 
 @router.get("/health/live", include_in_schema=True)

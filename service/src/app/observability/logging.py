@@ -1,47 +1,79 @@
-"""Structured JSON logs for the app, uvicorn and SQLAlchemy: one object per line.
+"""Structured JSON logs for the app, uvicorn and SQLAlchemy: one object per line on stdout.
 
 Every line carries the request id (and user id when known) of the request that
-produced it. Secrets never reach a line: known-sensitive keys are redacted.
+produced it, and the trace and span ids when tracing is on. Secrets never reach a
+line: values under sensitive keys are redacted, and bearer tokens or JWTs inside
+free text (messages, stack traces) are scrubbed.
+
+Levels: `error` for 5xx responses and failures that need an operator, `warning` for a
+degraded dependency or unsafe configuration, `info` for lifecycle events and the
+access line of every other request (a 4xx is the client's business: alerts key on
+metrics, not on log levels), `debug` for detail.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from app.observability.context import current_request_id, current_user_id
 
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {
     "message",
     "asctime",
+    "taskName",
+    "color_message",  # uvicorn's ANSI-coloured copy of the message
 }
 SENSITIVE_KEYS = frozenset(
     {
         "password",
         "authorization",
         "cookie",
-        "set-cookie",
+        "set_cookie",
         "token",
         "access_token",
         "accesstoken",
         "jwt_secret",
         "secret",
         "refresh_token",
+        "password_hash",
     }
 )
 REDACTED = "[redacted]"
+# Free text can carry credentials too (an exception quoting a header, a URL with a token).
+_SECRET_IN_TEXT = re.compile(
+    r"(?i)(bearer\s+)[^\s'\"]+|eyJ[\w-]+\.[\w-]+\.[\w-]*|((?:password|token|secret)=)[^\s&'\"]+"
+)
+
+# Set by app.observability.tracing when tracing is on: returns (trace_id, span_id) or None.
+TraceIds = Callable[[], tuple[str, str] | None]
+_trace_ids: TraceIds | None = None
+
+
+def set_trace_ids_provider(provider: TraceIds | None) -> None:
+    global _trace_ids
+    _trace_ids = provider
+
+
+def _scrub_text(text: str) -> str:
+    return _SECRET_IN_TEXT.sub(lambda m: (m.group(1) or m.group(2) or "") + REDACTED, text)
 
 
 def _redact(value: Any, key: str = "") -> Any:
-    if key.lower().replace("-", "_") in SENSITIVE_KEYS or key.lower() in SENSITIVE_KEYS:
+    if key.lower().replace("-", "_") in SENSITIVE_KEYS:
         return REDACTED
     if isinstance(value, dict):
         return {k: _redact(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_redact(v) for v in value]
+    if isinstance(value, str):
+        return _scrub_text(value)
     return value
 
 
@@ -51,21 +83,24 @@ class JsonFormatter(logging.Formatter):
             "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _scrub_text(record.getMessage()),
         }
         if (request_id := current_request_id()) is not None:
             entry["request_id"] = request_id
         if (user_id := current_user_id()) is not None:
             entry["user_id"] = user_id
+        if _trace_ids is not None and (ids := _trace_ids()) is not None:
+            entry["trace_id"], entry["span_id"] = ids
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_") and value is not None:
                 entry[key] = _redact(value, key)
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+            entry["exception"] = _scrub_text(self.formatException(record.exc_info))
+        return orjson.dumps(entry, default=str).decode()
 
 
-def configure_logging(level: str = "INFO", json_output: bool = True) -> None:
+def configure_logging(level: str = "INFO", json_output: bool = True, *, sql_echo: bool = False) -> None:
+    """Route every logger (app, uvicorn, SQLAlchemy) to one stdout handler and one format."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         JsonFormatter() if json_output else logging.Formatter("%(levelname)s %(name)s %(message)s")
@@ -73,10 +108,12 @@ def configure_logging(level: str = "INFO", json_output: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # uvicorn's own loggers propagate to the root handler (one format for all).
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "sqlalchemy.engine"):
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "sqlalchemy", "sqlalchemy.engine"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
-    # The access middleware logs each request once; uvicorn's access log would double it.
+    # The edge middleware logs each request once; uvicorn's access log would double it.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # SQL statements only on request (DB_ECHO); the engine hides bound parameters anyway.
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO if sql_echo else logging.WARNING)
+    logging.getLogger("sqlalchemy.pool").setLevel(logging.WARNING)

@@ -1,12 +1,22 @@
-"""Prometheus metrics of the API process (RED per route template, plus saturation).
+"""Prometheus metrics of the API process: RED per route template, saturation, build info.
 
-One uvicorn worker per container (Kubernetes scales pods), so the default
-in-process registry is exact: no multiprocess mode, no summing across workers.
+Process model: one uvicorn worker per container (Kubernetes scales pods, the HPA
+counts pods), so the default in-process registry is exact and complete. No
+multiprocess mode: it would drop custom collectors (the DB pool gauges), process_*
+metrics and Info/Enum types. Running `--workers N` would make each scrape see one
+worker's counters only; the entry point (`python -m app.main`) therefore has no
+workers option.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+from weakref import WeakKeyDictionary
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 # Buckets resolve the SLO thresholds (25 ms ... 2.5 s; latency SLO at 250 ms).
 LATENCY_BUCKETS = (
@@ -29,6 +39,49 @@ LATENCY_BUCKETS = (
     10.0,
 )
 UNMATCHED_ROUTE = "unmatched"
+# The method label is bounded too: anything else a client sends counts as "other".
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else OTHER_METHOD
+
+
+class DbPoolCollector(Collector):
+    """Reads the engine's pool at scrape time (no bookkeeping on the request path).
+
+    The engine, not the pool, is kept: `dispose()` swaps the pool. Pools without the
+    QueuePool API (SQLite's StaticPool for in-memory databases) report nothing rather
+    than a made-up figure.
+    """
+
+    def __init__(self) -> None:
+        self.engine: Any = None
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        return [self._in_use(), self._max()]
+
+    def _in_use(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily("db_pool_connections_in_use", "Database connections checked out now.")
+
+    def _max(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "db_pool_connections_max", "Most database connections the pool may open (size + overflow)."
+        )
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        pool: Any = getattr(self.engine, "pool", None)
+        checkedout = getattr(pool, "checkedout", None)
+        if checkedout is None:
+            return []
+        in_use, maximum = self._in_use(), self._max()
+        in_use.add_metric([], float(checkedout()))
+        overflow = getattr(pool, "_max_overflow", 0)
+        if overflow >= 0:  # -1 means unbounded: no maximum to report
+            maximum.add_metric([], float(pool.size() + overflow))
+            return [in_use, maximum]
+        return [in_use]
 
 
 class HttpMetrics:
@@ -52,13 +105,36 @@ class HttpMetrics:
             ["method"],
             registry=registry,
         )
+        self.build_info = Gauge(
+            "service_build_info",
+            "Always 1; labels name the running version and environment.",
+            ["version", "environment"],
+            registry=registry,
+        )
+        self.db_pool = DbPoolCollector()
+        registry.register(self.db_pool)
+        # (method, route, status) -> (counter child, histogram child): labels() takes a lock
+        # and builds a tuple on every call; the set of keys is bounded by the label rules.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, method: str, route: str, status: int, duration: float) -> None:
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            labels = (method, route, str(status))
+            children = (self.requests.labels(*labels), self.duration.labels(*labels))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(duration)
 
 
-_by_registry: dict[int, HttpMetrics] = {}
+# Weak keys: a registry that is gone must not hand its metrics to a new one with the same id.
+_by_registry: WeakKeyDictionary[CollectorRegistry, HttpMetrics] = WeakKeyDictionary()
 
 
 def metrics_for(registry: CollectorRegistry) -> HttpMetrics:
     """One HttpMetrics per registry: app factories may run many times in one process (tests)."""
-    if id(registry) not in _by_registry:
-        _by_registry[id(registry)] = HttpMetrics(registry)
-    return _by_registry[id(registry)]
+    metrics = _by_registry.get(registry)
+    if metrics is None:
+        metrics = _by_registry[registry] = HttpMetrics(registry)
+    return metrics
