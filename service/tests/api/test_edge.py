@@ -99,6 +99,9 @@ async def test_unhandled_errors_are_500_without_internals_and_logged(
     assert body["requestId"] == "req-500" == response.headers["x-request-id"]
     [record] = [r for r in caplog.records if r.name == "app.errors"]
     assert record.exc_info is not None and "secret internal detail" in str(record.exc_info[1])
+    # The access line of a 5xx is an error too (2xx-4xx lines are info).
+    [access] = [r for r in caplog.records if r.name == "app.access"]
+    assert (access.levelno, access.status, access.route) == (logging.ERROR, 500, "/api/v1/boom")  # type: ignore[attr-defined]
 
 
 async def test_liveness_and_readiness(client: httpx.AsyncClient) -> None:
