@@ -22,6 +22,8 @@ from app.composition import Container, build_container
 from app.core.http import install_error_handlers
 from app.core.limits import BodySizeLimitMiddleware
 from app.core.settings import Settings, get_settings
+from app.edge.ratelimit import RateLimiter, limit_by_method, rate_limit_metrics_for
+from app.edge.security import install_http_security
 from app.health.router import router as health_router
 from app.identity.presentation.router import auth_router, users_router
 from app.observability.faults import inject_faults
@@ -57,6 +59,7 @@ def create_app(
             # Reached after the server drained (see DrainingServer): nothing is in flight now.
             app.state.draining = True
             await running.close()
+            await rate_limiter.close()
             if tracer_provider is not None:
                 tracer_provider.shutdown()
             log.info("stopped: connections and pools closed")
@@ -73,8 +76,13 @@ def create_app(
     # Set before startup, not in the lifespan: a SIGTERM during startup must stay visible.
     app.state.draining = False
     install_error_handlers(app)
+    rate_limit_metrics = rate_limit_metrics_for(registry) if settings.metrics_enabled else None
+    rate_limiter = RateLimiter(settings, rate_limit_metrics)
+    app.state.rate_limiter = rate_limiter
 
-    api_dependencies = [Depends(inject_faults)]
+    # Faults first, then the per-route-class rate limit (before authentication, so floods of
+    # bad tokens are limited too); login and register add their own stricter limits.
+    api_dependencies = [Depends(inject_faults), Depends(limit_by_method)]
     for router in (auth_router, users_router, projects_router):
         app.include_router(router, dependencies=api_dependencies)
     app.include_router(health_router)
@@ -83,8 +91,10 @@ def create_app(
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    # Outermost last: the edge middleware sees every response, including 413s.
+    # Added innermost first. Request order: RequestEdge (request id, metrics; sees every
+    # response) > security headers > trusted hosts (400) > CORS (preflights) > body size (413).
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_http_security(app, settings)
     app.add_middleware(RequestEdgeMiddleware, metrics=http_metrics)
     if http_metrics is not None:
         http_metrics.build_info.labels(settings.version, settings.environment.value).set(1)

@@ -13,6 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import app.idempotency.tables
 import app.identity.infrastructure.tables
 import app.outbox.tables
 import app.projects.infrastructure.tables  # noqa: F401 - tables on the metadata

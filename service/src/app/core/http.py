@@ -30,6 +30,11 @@ from app.observability.context import current_request_id
 
 log = logging.getLogger("app.errors")
 
+# scope["state"] key where outer middlewares leave the headers every response must carry.
+# Unhandled-error 500s are sent by Starlette's ServerErrorMiddleware, outside every
+# middleware's send wrapper, so their handler adds these headers itself.
+EDGE_HEADERS_STATE = "edge_response_headers"
+
 STATUS_BY_ERROR: dict[type[ApplicationError], int] = {
     NotFoundError: 404,
     ConflictError: 409,
@@ -128,6 +133,8 @@ async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
     response = error_response(request, 500, "Internal server error")
     if request_id := current_request_id():
         response.headers["X-Request-ID"] = request_id
+    for name, value in request.scope.get("state", {}).get(EDGE_HEADERS_STATE, ()):
+        response.headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
     return response
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import app.idempotency.tables
 import app.identity.infrastructure.tables
 import app.outbox.tables
 import app.projects.infrastructure.tables  # noqa: F401 - registers the tables on the metadata

@@ -10,8 +10,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
-from app.composition import ContainerDep
+from app.composition import Container, ContainerDep
 from app.core.errors import AuthenticationError, PermissionDeniedError
 from app.core.principal import Principal, Role
 from app.observability.context import set_user_id
@@ -19,12 +20,16 @@ from app.observability.context import set_user_id
 _bearer = HTTPBearer(auto_error=False, description="JWT from POST /api/v1/auth/login")
 
 
+def _presented_token(request: Request, container: Container, bearer: str | None) -> str | None:
+    return bearer or request.cookies.get(container.settings.cookie_name)
+
+
 async def current_principal(
     request: Request,
     container: ContainerDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    token = credentials.credentials if credentials else request.cookies.get(container.settings.cookie_name)
+    token = _presented_token(request, container, credentials.credentials if credentials else None)
     if not token:
         raise AuthenticationError("Not authenticated")
     principal = container.tokens.verify(token)
@@ -33,6 +38,21 @@ async def current_principal(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+async def optional_principal(request: Request, container: ContainerDep) -> Principal | None:
+    """The caller if a valid token is presented, else None: for rate-limit keys, never for access."""
+    scheme, bearer = get_authorization_scheme_param(request.headers.get("Authorization"))
+    token = _presented_token(request, container, bearer if scheme.lower() == "bearer" else None)
+    if not token:
+        return None
+    try:
+        return container.tokens.verify(token)
+    except AuthenticationError:
+        return None
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 
 
 def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Protocol
 
+from app.core.idempotency import IdempotencyStore
 from app.core.pagination import Page, PageRequest
 from app.core.unit_of_work import UnitOfWork
 from app.projects.domain.models import Project, ProjectStatus
@@ -21,6 +22,9 @@ class ProjectRepository(Protocol):
 class ProjectsUnitOfWork(UnitOfWork, Protocol):
     @property
     def projects(self) -> ProjectRepository: ...
+
+    @property
+    def idempotency(self) -> IdempotencyStore: ...
 
     def track(self, aggregate: Project) -> None:
         """Register an aggregate whose events are committed with the transaction."""

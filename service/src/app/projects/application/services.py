@@ -6,6 +6,12 @@ import uuid
 from dataclasses import dataclass, field
 
 from app.core.clock import utcnow
+from app.core.idempotency import (
+    IdempotencyRecord,
+    IdempotentOutcome,
+    IdempotentRequest,
+    replay_or_refuse,
+)
 from app.core.pagination import Page, PageRequest
 from app.core.principal import Principal
 from app.projects.application.ports import ProjectsUnitOfWork, ProjectsUnitOfWorkFactory
@@ -42,18 +48,51 @@ class ProjectService:
         self._uow = uow
 
     async def create(self, actor: Principal, command: CreateProject) -> Project:
-        project = Project.create(
+        project = self._new_project(actor, command)
+        async with self._uow() as uow:
+            await self._add(uow, project)
+            await uow.commit()
+        return project
+
+    async def create_idempotently(
+        self, actor: Principal, command: CreateProject, request: IdempotentRequest[Project]
+    ) -> IdempotentOutcome:
+        """Create once per (caller, key): a retry gets the first response and creates nothing.
+
+        The key's record and the project commit in one transaction: no project without
+        its record (a retry would create a second one), no record without its project.
+        """
+        project = self._new_project(actor, command)
+        response = request.render(project)  # known before any I/O: the id is ours
+        record = IdempotencyRecord(
+            user_id=actor.user_id,
+            key=request.key,
+            request_hash=request.request_hash,
+            response=response,
+            created_at=project.created_at,
+            expires_at=project.created_at + request.ttl,
+        )
+        async with self._uow() as uow:
+            if (existing := await uow.idempotency.claim(record)) is not None:
+                return replay_or_refuse(existing, request.request_hash)
+            await self._add(uow, project)
+            await uow.commit()
+        return IdempotentOutcome(response, replayed=False)
+
+    @staticmethod
+    def _new_project(actor: Principal, command: CreateProject) -> Project:
+        return Project.create(
             owner_id=actor.user_id,
             name=command.name,
             description=command.description,
             type=command.type,
             now=utcnow(),
         )
-        async with self._uow() as uow:
-            await uow.projects.add(project)
-            uow.track(project)  # its ProjectCreated event goes to the outbox in this transaction
-            await uow.commit()
-        return project
+
+    @staticmethod
+    async def _add(uow: ProjectsUnitOfWork, project: Project) -> None:
+        await uow.projects.add(project)
+        uow.track(project)  # its ProjectCreated event goes to the outbox in this transaction
 
     async def list(
         self, actor: Principal, *, status: ProjectStatus | None, page: PageRequest

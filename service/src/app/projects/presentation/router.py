@@ -1,16 +1,19 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from app.composition import ProjectServiceDep
+from app.composition import ProjectServiceDep, SettingsDep
 from app.core.http import error_responses
+from app.core.idempotency import IdempotentRequest, StoredResponse
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor, PageRequest
+from app.edge.idempotency import IdempotencyKeyHeader, outcome_response, request_fingerprint
 from app.identity.presentation.dependencies import AnyUser, Privileged
 from app.projects.application.services import CreateProject, UpdateProject
-from app.projects.domain.models import ProjectStatus
+from app.projects.domain.models import Project, ProjectStatus
 from app.projects.presentation.schemas import (
     PageMeta,
     ProjectCreate,
@@ -29,14 +32,43 @@ router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
     responses=error_responses(401, 403, 413, 422, 429),
 )
 async def create_project(
-    body: ProjectCreate, request: Request, response: Response, actor: AnyUser, projects: ProjectServiceDep
-) -> ProjectRead:
-    """Create a project owned by the caller; its owner is notified asynchronously."""
-    project = await projects.create(
-        actor, CreateProject(name=body.name, type=body.type, description=body.description)
+    body: ProjectCreate,
+    request: Request,
+    response: Response,
+    actor: AnyUser,
+    projects: ProjectServiceDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> ProjectRead | Response:
+    """Create a project owned by the caller; its owner is notified asynchronously.
+
+    Send an `Idempotency-Key` to make retries safe (see the header's description).
+    """
+    command = CreateProject(name=body.name, type=body.type, description=body.description)
+
+    def location(project: Project) -> str:
+        return str(request.url_for("get_project", project_id=project.id).path)
+
+    if idempotency_key is None:
+        project = await projects.create(actor, command)
+        response.headers["Location"] = location(project)
+        return ProjectRead.model_validate(project)
+
+    def render(project: Project) -> StoredResponse:
+        body = ProjectRead.model_validate(project).model_dump(mode="json", by_alias=True)
+        return StoredResponse(status.HTTP_201_CREATED, body, location(project))
+
+    outcome = await projects.create_idempotently(
+        actor,
+        command,
+        IdempotentRequest(
+            key=idempotency_key,
+            request_hash=request_fingerprint(request, body),
+            ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
+            render=render,
+        ),
     )
-    response.headers["Location"] = str(request.url_for("get_project", project_id=project.id).path)
-    return ProjectRead.model_validate(project)
+    return outcome_response(outcome)
 
 
 @router.get("", response_model=ProjectPage, responses=error_responses(401, 422, 429))

@@ -1,0 +1,1 @@
+"""Storage of idempotency keys (the port and its rules live in app.core.idempotency)."""

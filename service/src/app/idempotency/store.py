@@ -1,0 +1,69 @@
+"""SQL implementation of the idempotency store, on the unit of work's connection."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.core.idempotency import IdempotencyRecord, StoredResponse
+from app.idempotency.tables import idempotency_keys as keys
+
+
+def _to_record(row: Any) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        user_id=row.user_id,
+        key=row.key,
+        request_hash=row.request_hash,
+        response=StoredResponse(row.status_code, row.response_body, row.location),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+    )
+
+
+class SqlIdempotencyStore:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._conn = connection
+
+    async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        now = record.created_at
+        # A write first: on SQLite it takes the write lock at once (a concurrent request waits
+        # here instead of failing later on a stale snapshot). It also drops this user's expired
+        # keys, so an expired key is free again and old rows do not pile up.
+        await self._conn.execute(
+            delete(keys).where(keys.c.user_id == record.user_id, keys.c.expires_at <= now)
+        )
+        dialect = postgresql if self._conn.dialect.name == "postgresql" else sqlite
+        # ON CONFLICT DO NOTHING waits for a concurrent uncommitted insert of the same key,
+        # then does nothing if that transaction committed: the loser reads the winner's record.
+        inserted = await self._conn.execute(
+            dialect.insert(keys)
+            .values(
+                user_id=record.user_id,
+                key=record.key,
+                request_hash=record.request_hash,
+                status_code=record.response.status_code,
+                response_body=record.response.body,
+                location=record.response.location,
+                created_at=record.created_at,
+                expires_at=record.expires_at,
+            )
+            .on_conflict_do_nothing(index_elements=[keys.c.user_id, keys.c.key])
+        )
+        if inserted.rowcount == 1:
+            return None
+        row = (
+            await self._conn.execute(
+                select(keys).where(keys.c.user_id == record.user_id, keys.c.key == record.key)
+            )
+        ).one()
+        return _to_record(row)
+
+
+async def purge_expired_idempotency_keys(connection: AsyncConnection, now: datetime) -> int:
+    """Delete every expired key (all users); for a periodic sweep. Returns the rows deleted."""
+    result = await connection.execute(delete(keys).where(keys.c.expires_at <= now))
+    return result.rowcount
