@@ -73,8 +73,10 @@ def test_the_unit_tests_bind_to_the_spec_numbers(tmp_path: Path) -> None:
     (rules_dir / "rules.yaml").write_text(alerts_gen.render_rules_yaml(loose, options))
     test_dir = tmp_path / "tests" / "alerts" / "promtool"
     test_dir.mkdir(parents=True)
+    suite = yaml.safe_load((Path(__file__).parent / "promtool" / "slo_availability.yaml").read_text())
+    suite["tests"] = suite["tests"][:1]  # the fast-burn case: the 99.9% objective is in its description
     copied = test_dir / "slo_availability.yaml"
-    copied.write_text((Path(__file__).parent / "promtool" / "slo_availability.yaml").read_text())
+    copied.write_text(yaml.safe_dump(suite))
     result = promtool_test(copied)
     assert result.returncode != 0
     assert "FAILED" in result.stdout + result.stderr
