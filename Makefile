@@ -116,3 +116,7 @@ bench-deps: ## apt-get install wrk (only the benchmark needs it)
 .PHONY: bench
 bench: venv system-deps bench-deps ## service vs bare FastAPI baselines on pinned cores: req/s, p50/p95/p99, goals
 	$(PY) -m loadtests.bench $(BENCH_ARGS)
+
+.PHONY: bench-middleware
+bench-middleware: venv bench-deps ## edge middleware (request id, access log, metrics) on vs off, side by side: req/s and overhead (target < 15 %)
+	$(PY) -m service.bench.middleware_overhead $(BENCH_MIDDLEWARE_ARGS)
