@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -92,15 +92,15 @@ async def running_relay(settings: Settings, **relay_args: Any) -> AsyncIterator[
         await engine.dispose()
 
 
-async def wait_for(check: Any, timeout: float = 10.0) -> None:
-    """Await until the async predicate holds (the relay runs in the same loop, so never block)."""
+async def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until `check()` holds, yielding to the loop (the relay runs in it: never block)."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
+    while not check():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(0.02)
 
 
-def metric(relay: OutboxRelay, name: str, **labels: str) -> float | None:
-    value: float | None = relay.metrics.registry.get_sample_value(name, labels)
+def metric(relay: OutboxRelay, sample: str, **labels: str) -> float | None:
+    value: float | None = relay.metrics.registry.get_sample_value(sample, labels)
     return value
