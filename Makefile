@@ -70,7 +70,11 @@ generate-alerts: venv ## render rules, dashboards and load-test targets from ale
 	$(PY) -m kit.generate
 
 .PHONY: generate
-generate: generate-alerts generate-k8s ## regenerate every committed artefact
+generate: generate-alerts generate-k8s generate-settings-doc ## regenerate every committed artefact
+
+.PHONY: generate-settings-doc
+generate-settings-doc: venv ## rewrite the README's settings table from the Settings model
+	$(PY) -m kit.settings_doc
 
 .PHONY: alerts-check
 alerts-check: venv ## promtool/amtool checks and the alert, dashboard and runbook tests
