@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.circuit_breaker import CircuitBreaker
@@ -156,6 +157,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="event_ids",
         action="append",
         type=_event_id,
+        metavar="UUID",
         help="replay only this event (repeatable); default: every dead-lettered event",
     )
     return parser
@@ -174,7 +176,11 @@ def main(argv: Sequence[str] | None = None, *, registry: CollectorRegistry = REG
         return EXIT_USAGE
     configure_logging(settings.log_level, settings.log_json)
     if args.command == "replay-dead":
-        return asyncio.run(replay_dead(settings, args.event_ids))
+        try:
+            return asyncio.run(replay_dead(settings, args.event_ids))
+        except (SQLAlchemyError, OSError) as exc:  # one line, not a stack trace
+            print(f"worker: replay failed: {type(exc).__name__}: {str(exc).splitlines()[0]}", file=sys.stderr)
+            return 1
     if (problem := settings_problem(settings)) is not None:
         print(f"worker: {problem}", file=sys.stderr)
         return EXIT_USAGE

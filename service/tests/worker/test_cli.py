@@ -7,6 +7,7 @@ import logging
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -83,6 +84,17 @@ async def test_replay_dead_says_when_an_id_is_not_dead_lettered(
         "replayed 1 of 2 requested events: the others are not dead-lettered "
         "(unknown id, or already pending/delivered)\n"
     )
+
+
+def test_replay_dead_against_a_database_without_the_schema_is_one_line_and_exit_1(
+    env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+    assert main(["replay-dead"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("worker: replay failed: OperationalError: ")
+    assert "no such table: outbox_events" in err
+    assert err.count("\n") == 1
 
 
 def test_replay_dead_refuses_an_id_that_is_not_a_uuid(
