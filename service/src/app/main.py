@@ -61,7 +61,7 @@ def create_app(
             await running.close()
             await rate_limiter.close()
             if tracer_provider is not None:
-                tracer_provider.shutdown()
+                tracer_provider.shutdown()  # flushes the spans still batched
             log.info("stopped: connections and pools closed")
 
     app = FastAPI(
