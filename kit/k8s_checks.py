@@ -493,36 +493,45 @@ def availability_violations(objects: list[Obj]) -> list[str]:
 
 
 def shutdown_violations(objects: list[Obj]) -> list[str]:
-    """preStop sleep + the app's drain bound + margin must fit in terminationGracePeriodSeconds."""
+    """preStop sleep + the app's shutdown delay + drain bound + margin must fit in the grace period."""
     errors = []
     for template in pod_templates(objects):
         grace = template.spec.get("terminationGracePeriodSeconds", 30)
         for _, container in template.containers(include_init=False):
-            drain = _drain_timeout(container, objects)
-            if drain is None:
-                errors.append(
-                    f"{template.where}: DRAIN_TIMEOUT_SECONDS is not set explicitly in its ConfigMap"
+            drain = _app_setting(container, objects, "DRAIN_TIMEOUT_SECONDS")
+            delay = _app_setting(container, objects, "SHUTDOWN_DELAY_SECONDS")
+            missing = [
+                name
+                for name, value in (("DRAIN_TIMEOUT_SECONDS", drain), ("SHUTDOWN_DELAY_SECONDS", delay))
+                if value is None
+            ]
+            if missing:
+                errors.extend(
+                    f"{template.where}: {name} is not set explicitly in its ConfigMap" for name in missing
                 )
                 continue
+            assert drain is not None
+            assert delay is not None
             pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
-            needed = pre_stop + drain + SHUTDOWN_MARGIN_SECONDS
+            needed = pre_stop + delay + drain + SHUTDOWN_MARGIN_SECONDS
             if not needed < grace:
                 errors.append(
-                    f"{template.where}: preStop {pre_stop}s + drain {drain:g}s + margin "
-                    f"{SHUTDOWN_MARGIN_SECONDS}s = {needed:g}s must be < "
+                    f"{template.where}: preStop {pre_stop}s + shutdown delay {delay:g}s + drain {drain:g}s "
+                    f"+ margin {SHUTDOWN_MARGIN_SECONDS}s = {needed:g}s must be < "
                     f"terminationGracePeriodSeconds {grace}"
                 )
     return errors
 
 
-def _drain_timeout(container: Obj, objects: list[Obj]) -> float | None:
+def _app_setting(container: Obj, objects: list[Obj], name: str) -> float | None:
+    """A numeric app setting as the container sees it: its env first, then its ConfigMaps."""
     for variable in container.get("env", []):
-        if variable["name"] == "DRAIN_TIMEOUT_SECONDS" and "value" in variable:
+        if variable["name"] == name and "value" in variable:
             return float(variable["value"])
     for source in container.get("envFrom", []):
         config_map = find(objects, "ConfigMap", source.get("configMapRef", {}).get("name", ""))
-        if config_map and "DRAIN_TIMEOUT_SECONDS" in config_map.get("data", {}):
-            return float(config_map["data"]["DRAIN_TIMEOUT_SECONDS"])
+        if config_map and name in config_map.get("data", {}):
+            return float(config_map["data"][name])
     return None
 
 

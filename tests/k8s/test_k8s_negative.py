@@ -68,7 +68,8 @@ BREAKAGES = [
         API,
         "terminationGracePeriodSeconds: 35",
         "terminationGracePeriodSeconds: 25",
-        "preStop 5s + drain 20s + margin 5s = 30s must be < terminationGracePeriodSeconds 25",
+        "preStop 5s + shutdown delay 0s + drain 20s + margin 5s = 30s "
+        "must be < terminationGracePeriodSeconds 25",
     ),
     (
         "drain timeout not set explicitly",
@@ -76,6 +77,14 @@ BREAKAGES = [
         "DRAIN_TIMEOUT_SECONDS=20\n",
         "",
         "DRAIN_TIMEOUT_SECONDS is not set explicitly in its ConfigMap",
+    ),
+    (
+        "in-app shutdown delay that overruns the grace period",
+        "base/config.env",
+        "SHUTDOWN_DELAY_SECONDS=0\n",
+        "SHUTDOWN_DELAY_SECONDS=15\n",
+        "preStop 5s + shutdown delay 15s + drain 20s + margin 5s = 45s "
+        "must be < terminationGracePeriodSeconds 35",
     ),
     (
         "no limits",

@@ -57,9 +57,10 @@ def test_shutdown_fits_in_the_grace_period(rendered: dict[str, list[Obj]], overl
     assert config_map is not None
     pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     drain = float(config_map["data"]["DRAIN_TIMEOUT_SECONDS"])
+    delay = float(config_map["data"]["SHUTDOWN_DELAY_SECONDS"])
     grace = pod["terminationGracePeriodSeconds"]
-    assert (pre_stop, drain, grace) == (5, 20.0, 35)
-    assert pre_stop + drain + k8s_checks.SHUTDOWN_MARGIN_SECONDS < grace
+    assert (pre_stop, delay, drain, grace) == (5, 0.0, 20.0, 35)
+    assert pre_stop + delay + drain + k8s_checks.SHUTDOWN_MARGIN_SECONDS < grace
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
