@@ -77,7 +77,7 @@ def spawn(tmp_path: Path) -> Iterator[Any]:
 async def test_a_worker_killed_mid_batch_loses_nothing(
     postgres_url: str, receiver: Receiver, spawn: Any
 ) -> None:
-    settings = worker_settings(postgres_url, receiver, webhook_timeout_seconds=3.0, outbox_lease_seconds=4.0)
+    settings = worker_settings(postgres_url, receiver)
     ids = await add_events(settings, 25)
     receiver.stall()  # the first batch hangs in the receiver: it is in flight when the worker dies
     first = spawn(settings)
@@ -111,7 +111,7 @@ async def test_a_worker_killed_mid_batch_loses_nothing(
 async def test_sigterm_finishes_the_batch_in_hand_then_exits_zero(
     postgres_url: str, receiver: Receiver, spawn: Any
 ) -> None:
-    settings = worker_settings(postgres_url, receiver, webhook_timeout_seconds=3.0, outbox_lease_seconds=4.0)
+    settings = worker_settings(postgres_url, receiver)
     receiver.delay = 1.0  # a batch that takes a second: SIGTERM arrives in the middle of it
     batch = await add_events(settings, 5)
     worker = spawn(settings)
