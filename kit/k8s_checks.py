@@ -494,7 +494,7 @@ def availability_violations(objects: list[Obj]) -> list[str]:
 
 def shutdown_violations(objects: list[Obj]) -> list[str]:
     """preStop sleep + the app's shutdown delay + drain bound + margin must fit in the grace period."""
-    errors = []
+    errors: list[str] = []
     for template in pod_templates(objects):
         grace = template.spec.get("terminationGracePeriodSeconds", 30)
         for _, container in template.containers(include_init=False):
