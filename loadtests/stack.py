@@ -28,7 +28,7 @@ from pathlib import Path
 
 from kit.paths import ROOT
 from loadtests.seed import SeedSize, seed
-from testsupport.servers import free_port, port_open, postgres_server, redis_server
+from testsupport.servers import free_port, port_open, postgres_server, redis_server, untraced_environ
 
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 LOOPBACK = "127.0.0.1"
@@ -56,7 +56,8 @@ def pinning(cpu: int | None) -> list[str]:
 
 def service_env(backing: Backing, port: int | None = None, **overrides: str) -> dict[str, str]:
     env = {
-        **os.environ,
+        # Measured servers never run under coverage's tracer, even when pytest starts them.
+        **untraced_environ(),
         "ENVIRONMENT": "ci",
         "LOG_LEVEL": "WARNING",
         "DATABASE_URL": backing.database_url,

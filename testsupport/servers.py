@@ -21,6 +21,16 @@ from pathlib import Path
 PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/local/bin", "/usr/bin")
 
 
+# Set by coverage's subprocess patch (pyproject: [tool.coverage.run] patch): a child started
+# with them traces every line, several times slower.
+COVERAGE_ENV_VARS = ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START")
+
+
+def untraced_environ() -> dict[str, str]:
+    """os.environ for children whose speed is measured (load tests): no coverage tracing."""
+    return {k: v for k, v in os.environ.items() if k not in COVERAGE_ENV_VARS}
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
