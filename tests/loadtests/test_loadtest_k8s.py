@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from kit import k8s_checks
-from kit.paths import K8S
+from kit.paths import K8S, LOADTESTS
 from loadtests import k8s, shapes
 
 LOADTEST = K8S / "loadtest"
@@ -21,10 +21,13 @@ def rendered() -> list[dict[str, Any]]:
 
 
 def test_renders_master_service_workers_and_the_journeys_configmap(rendered: list[dict[str, Any]]) -> None:
+    # Generated ConfigMaps carry a content-hash suffix; the journeys ConfigMap is a plain resource.
     kinds = sorted(
         (
             o["kind"],
-            o["metadata"]["name"].rsplit("-", 1)[0] if o["kind"] == "ConfigMap" else o["metadata"]["name"],
+            "locust-settings"
+            if o["metadata"]["name"].startswith("locust-settings-")
+            else o["metadata"]["name"],
         )
         for o in rendered
     )
@@ -61,9 +64,13 @@ def test_pods_are_hardened_and_sized(rendered: list[dict[str, Any]]) -> None:
             assert container["image"].endswith(":2.47.0")  # the Locust version of uv.lock
 
 
-def test_the_committed_journeys_are_the_current_sources() -> None:
-    for path, text in k8s.copies().items():
-        assert path.read_text() == text, f"{path} is stale: run python -m loadtests.k8s"
+def test_the_committed_journeys_are_the_current_sources(rendered: list[dict[str, Any]]) -> None:
+    assert k8s.JOURNEYS.read_text() == k8s.journeys_configmap(), "stale: run python -m loadtests.k8s"
+    journeys = next(
+        o for o in k8s_checks.of_kind(rendered, "ConfigMap") if o["metadata"]["name"] == "locust-journeys"
+    )
+    for name in k8s.SOURCES:
+        assert journeys["data"][name] == (LOADTESTS / name).read_text()
 
 
 def test_the_committed_plan_is_a_valid_fixed_plan() -> None:
