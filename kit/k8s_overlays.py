@@ -213,7 +213,13 @@ def render_kustomization(env: Environment, image_repository: str) -> str:
             {
                 "name": CONFIG_MAP,
                 "behavior": "merge",
-                "literals": [f"ENVIRONMENT={env.name}", f"LOG_LEVEL={env.log_level}"],
+                # TRUSTED_HOSTS: only the environment's own host reaches the app through the
+                # ingress (probes and scrapes by pod IP are exempt in the app).
+                "literals": [
+                    f"ENVIRONMENT={env.name}",
+                    f"LOG_LEVEL={env.log_level}",
+                    f"TRUSTED_HOSTS={env.host}",
+                ],
             }
         ],
         "patches": [

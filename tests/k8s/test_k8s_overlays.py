@@ -137,8 +137,8 @@ def _normalised(objects: list[Obj]) -> dict[str, Any]:
             metadata["name"] = "<namespace>"
         if obj["kind"] == "ConfigMap":
             metadata["name"] = "<config>"
-            obj["data"].pop("ENVIRONMENT")
-            obj["data"].pop("LOG_LEVEL")
+            for per_environment in ("ENVIRONMENT", "LOG_LEVEL", "TRUSTED_HOSTS"):
+                obj["data"].pop(per_environment)
         if obj["kind"] == "Ingress":
             for rule in obj["spec"]["rules"]:
                 rule["host"] = "<host>"
@@ -162,3 +162,12 @@ def _normalised(objects: list[Obj]) -> dict[str, Any]:
 @pytest.mark.parametrize("overlay", [o for o in OVERLAYS if o != "dev"])
 def test_overlays_differ_only_in_environment_settings(rendered: dict[str, list[Obj]], overlay: str) -> None:
     assert _normalised(rendered[overlay]) == _normalised(rendered["dev"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_app_trusts_only_its_environments_host(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objects = rendered[overlay]
+    config_map = next(o for o in k8s_checks.of_kind(objects, "ConfigMap") if "TRUSTED_HOSTS" in o["data"])
+    ingress = find(objects, "Ingress", "reference-service")
+    assert ingress is not None
+    assert config_map["data"]["TRUSTED_HOSTS"] == ingress["spec"]["rules"][0]["host"]
