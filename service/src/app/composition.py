@@ -10,6 +10,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -70,7 +71,7 @@ def build_container(settings: Settings) -> Container:
         engine=engine,
         tokens=tokens,
         identity=IdentityService(lambda: SqlIdentityUnitOfWork(engine), hasher, tokens),
-        projects=ProjectService(lambda: SqlProjectsUnitOfWork(engine)),
+        projects=ProjectService(partial(SqlProjectsUnitOfWork, engine)),
     )
     if settings.redis_url is not None:
         redis = container.redis = create_redis_client(settings)
@@ -79,21 +80,29 @@ def build_container(settings: Settings) -> Container:
     return container
 
 
-def get_container(request: Request) -> Container:
+# The request-path dependencies are `async def` (FastAPI runs a plain `def` dependency in
+# the threadpool: a thread hop per dependency per request, ~30 % of the list endpoint's CPU in
+# py-spy) and read the container straight from the app: every sub-dependency is one more
+# node FastAPI solves on every request (see README "Load tests and performance").
+def container_of(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
 
 
-def get_settings_dep(container: Annotated[Container, Depends(get_container)]) -> Settings:
-    return container.settings
+async def get_container(request: Request) -> Container:
+    return container_of(request)
 
 
-def get_identity_service(container: Annotated[Container, Depends(get_container)]) -> IdentityService:
-    return container.identity
+async def get_settings_dep(request: Request) -> Settings:
+    return container_of(request).settings
 
 
-def get_project_service(container: Annotated[Container, Depends(get_container)]) -> ProjectService:
-    return container.projects
+async def get_identity_service(request: Request) -> IdentityService:
+    return container_of(request).identity
+
+
+async def get_project_service(request: Request) -> ProjectService:
+    return container_of(request).projects
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]

@@ -74,10 +74,12 @@ class FakeUnitOfWork:
         self.users = FakeUserRepository()
         self.projects = FakeProjectRepository()
         self.commits = 0
+        self.read_only = False
         self.outbox: list[DomainEvent] = []
         self._tracked: list[Project] = []
 
-    def __call__(self) -> Self:
+    def __call__(self, *, read_only: bool = False) -> Self:
+        self.read_only = read_only
         return self
 
     async def __aenter__(self) -> Self:
@@ -93,6 +95,8 @@ class FakeUnitOfWork:
         self._tracked.append(aggregate)
 
     async def commit(self) -> None:
+        if self.read_only:
+            raise RuntimeError("commit() in a read-only unit of work")  # as SqlUnitOfWork
         self.commits += 1
         for aggregate in self._tracked:
             self.outbox.extend(aggregate.pull_events())

@@ -125,3 +125,17 @@ async def test_delete_is_for_managers_and_admins(service: ProjectService, uow: F
     assert await uow.projects.get(project.id) is None
     with pytest.raises(ProjectNotFoundError):
         await service.delete(a_principal(Role.ADMIN), project.id)
+
+
+async def test_reads_use_read_only_units_of_work_and_writes_do_not(
+    service: ProjectService, uow: FakeUnitOfWork
+) -> None:
+    owner = a_principal()
+    project = await service.create(owner, CreateProject(name="Apollo", type=ProjectType.RESEARCH))
+    assert uow.read_only is False
+    await service.list(owner, status=None, page=PageRequest(limit=5))
+    assert uow.read_only is True  # no transaction needed for one SELECT
+    await service.get(owner, project.id)
+    assert uow.read_only is True
+    await service.update(owner, project.id, UpdateProject(name="Apollo 2"))
+    assert uow.read_only is False

@@ -24,10 +24,21 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        may_have_body = False
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._reject(scope, receive, send)
-                return
+            if name == b"content-length":
+                if value.isdigit() and int(value) > self.max_bytes:
+                    await self._reject(scope, receive, send)
+                    return
+                may_have_body = value != b"0"
+            elif name == b"transfer-encoding":
+                may_have_body = True
+        if not may_have_body:
+            # uvicorn speaks HTTP/1.1, where a request without Content-Length or
+            # Transfer-Encoding has no body (RFC 9112, 6.3): nothing to count, and no
+            # receive/send wrappers to pay for on every GET.
+            await self.app(scope, receive, send)
+            return
         received = 0
         response_started = False
 

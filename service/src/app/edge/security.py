@@ -39,6 +39,10 @@ _COMMON_HEADERS: tuple[Header, ...] = (
     (b"cross-origin-resource-policy", b"same-origin"),
 )
 
+_SECURITY_HEADER_NAMES = frozenset(
+    name for headers in (_COMMON_HEADERS, ((b"content-security-policy", b""),)) for name, _ in headers
+) | {b"strict-transport-security"}
+
 CORS_METHODS = ["GET", "POST", "PATCH", "DELETE", "OPTIONS"]
 CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"]
 CORS_EXPOSED_HEADERS = ["X-Request-ID", "Location", "Retry-After", "Idempotent-Replayed"]
@@ -47,13 +51,22 @@ CORS_EXPOSED_HEADERS = ["X-Request-ID", "Location", "Retry-After", "Idempotent-R
 _HOST_CHECK_EXEMPT_PREFIXES = ("/health", "/metrics")
 
 
-def security_headers(scope: Scope, docs_paths: frozenset[str]) -> list[Header]:
-    csp = DOCS_CSP if scope["path"] in docs_paths else API_CSP
-    headers = [*_COMMON_HEADERS, (b"content-security-policy", csp.encode())]
+def _header_set(csp: str, https: bool) -> tuple[Header, ...]:
+    headers = (*_COMMON_HEADERS, (b"content-security-policy", csp.encode()))
+    return (*headers, (b"strict-transport-security", HSTS.encode())) if https else headers
+
+
+# The four possible sets, built once instead of per response: (docs page?, https?) -> headers.
+_HEADER_SETS = {
+    (docs, https): _header_set(DOCS_CSP if docs else API_CSP, https)
+    for docs in (False, True)
+    for https in (False, True)
+}
+
+
+def security_headers(scope: Scope, docs_paths: frozenset[str]) -> tuple[Header, ...]:
     # The scheme is https only after uvicorn's proxy-header handling trusted X-Forwarded-Proto.
-    if scope.get("scheme") == "https":
-        headers.append((b"strict-transport-security", HSTS.encode()))
-    return headers
+    return _HEADER_SETS[scope["path"] in docs_paths, scope.get("scheme") == "https"]
 
 
 class SecurityHeadersMiddleware:
@@ -73,11 +86,13 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                message["headers"] = [
-                    *message.get("headers", []),
-                    *(header for header in headers if header[0] not in present),
-                ]
+                own = message.get("headers", [])
+                present = {name.lower() for name, _ in own} & _SECURITY_HEADER_NAMES
+                message["headers"] = (
+                    [*own, *(header for header in headers if header[0] not in present)]
+                    if present
+                    else [*own, *headers]
+                )
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -1,6 +1,7 @@
 """Fault injection for the alerting end-to-end test: answer a share of API requests with 500.
 
-Off by default (FAULT_INJECTION_ERROR_RATIO=0); Settings refuses it in staging and prod.
+Off by default (FAULT_INJECTION_ERROR_RATIO=0: create_app does not even add the dependency);
+Settings refuses it in staging and prod.
 It runs as a dependency of the /api routers (after routing), so the injected 500s carry
 the real route label, and probes and scrapes keep working while alerts fire.
 """
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import random
 
-from app.composition import SettingsDep
+from fastapi import Request
+
+from app.composition import container_of
 from app.core.errors import ApplicationError
 
 
@@ -17,7 +20,7 @@ class InjectedFaultError(ApplicationError):
     code = "injected_fault"
 
 
-async def inject_faults(settings: SettingsDep) -> None:
-    ratio = settings.fault_injection_error_ratio
+async def inject_faults(request: Request) -> None:
+    ratio = container_of(request).settings.fault_injection_error_ratio
     if ratio > 0 and random.random() < ratio:  # noqa: S311 - not security relevant
         raise InjectedFaultError("Injected fault")

@@ -32,4 +32,7 @@ class ProjectsUnitOfWork(UnitOfWork, Protocol):
 
 
 class ProjectsUnitOfWorkFactory(Protocol):
-    def __call__(self) -> ProjectsUnitOfWork: ...
+    def __call__(self, *, read_only: bool = False) -> ProjectsUnitOfWork:
+        """`read_only=True` for a use case that only reads with one statement: it may skip the
+        transaction (no BEGIN/ROLLBACK round trips) and must not commit."""
+        ...

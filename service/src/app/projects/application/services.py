@@ -98,11 +98,11 @@ class ProjectService:
         self, actor: Principal, *, status: ProjectStatus | None, page: PageRequest
     ) -> Page[Project]:
         owner_filter = None if actor.is_privileged else actor.user_id
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             return await uow.projects.list(owner_id=owner_filter, status=status, page=page)
 
     async def get(self, actor: Principal, project_id: uuid.UUID) -> Project:
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             return await self._visible(uow, actor, project_id)
 
     async def update(self, actor: Principal, project_id: uuid.UUID, command: UpdateProject) -> Project:
