@@ -24,10 +24,14 @@ def _presented_token(request: Request, container: Container, bearer: str | None)
     return bearer or request.cookies.get(container.settings.cookie_name)
 
 
-async def current_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def current_principal(request: Request, credentials: BearerCredentials) -> Principal:
+    return _authenticate(request, credentials)
+
+
+def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
     container = container_of(request)
     token = _presented_token(request, container, credentials.credentials if credentials else None)
     if not token:
@@ -57,11 +61,15 @@ def presented_principal(request: Request) -> Principal | None:
         return None
 
 
-def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
-    """RBAC gate for a route: `Depends(require_roles(Role.ADMIN))`."""
+def require_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:
+    """RBAC gate for a route: `Depends(require_roles(Role.ADMIN))`.
+
+    It authenticates itself rather than depending on `current_principal`: one dependency
+    node less for FastAPI to solve on every request (same bearer scheme in OpenAPI)."""
     allowed = frozenset(roles)
 
-    async def check(principal: CurrentPrincipal) -> Principal:
+    async def check(request: Request, credentials: BearerCredentials) -> Principal:
+        principal = _authenticate(request, credentials)
         if principal.role not in allowed:
             raise PermissionDeniedError("Your role does not allow this action")
         return principal
