@@ -185,6 +185,8 @@ def run(seconds: float, size: SeedSize) -> dict[str, object]:
         owner = asyncio.run(owner_id(backing.database_url))
         overrides = {
             "LOG_LEVEL": "INFO",
+            # As in production (overlays set the environment's host): the Host check runs.
+            "TRUSTED_HOSTS": stack.LOOPBACK,
             "RATE_LIMIT_ENABLED": "true",
             "RATE_LIMIT_READ": UNLIMITED,
             "RATE_LIMIT_WRITE": UNLIMITED,
