@@ -97,11 +97,12 @@ def create_app(
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    # Added innermost first. Request order: RequestEdge (request id, metrics; sees every
-    # response) > security headers > trusted hosts (400) > CORS (preflights) > body size (413).
+    # Added innermost first. Request order: RequestEdge (request id, metrics, security headers
+    # on every response, then the trusted-Host check: 400) > CORS (preflights; only when
+    # CORS_ORIGINS is set) > body size (413). Security runs inside the edge's one call.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    install_http_security(app, settings)
-    app.add_middleware(RequestEdgeMiddleware, metrics=http_metrics)
+    edge_security = install_http_security(app, settings)
+    app.add_middleware(RequestEdgeMiddleware, metrics=http_metrics, security=edge_security)
     if http_metrics is not None:
         http_metrics.build_info.labels(settings.version, settings.environment.value).set(1)
     tracer_provider = setup_tracing(app, settings)

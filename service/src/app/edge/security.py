@@ -1,9 +1,9 @@
 """HTTP security at the edge: security headers, trusted Host names, CORS.
 
-`install_http_security` adds the three middlewares in their order; create_app calls it
-between the body-size limit (inner) and the request-edge middleware (outermost), so
-every response, including 400/413/429 and preflights, carries the security headers
-and the request id.
+CORS is Starlette's middleware (added only when CORS_ORIGINS is set); the Host check and
+the security headers are `EdgeSecurity`, run by RequestEdgeMiddleware in its own call
+(one layer fewer per request), so every response, including 400/413/429 and preflights,
+carries the security headers and the request id.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from fastapi import FastAPI
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
 
-from app.core.http import EDGE_HEADERS_STATE, error_response
+from app.core.http import error_response
 from app.core.settings import Settings
 
 # The API serves JSON only: nothing may load, run or frame anything.
@@ -69,33 +70,12 @@ def security_headers(scope: Scope, docs_paths: frozenset[str]) -> tuple[Header, 
     return _HEADER_SETS[scope["path"] in docs_paths, scope.get("scheme") == "https"]
 
 
-class SecurityHeadersMiddleware:
-    """Adds the security headers to every response (a route's own value wins)."""
-
-    def __init__(self, app: ASGIApp, docs_paths: Sequence[str] = ()) -> None:
-        self.app = app
-        self.docs_paths = frozenset(docs_paths)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = security_headers(scope, self.docs_paths)
-        # Unhandled-error 500s are sent outside this middleware; their handler adds these.
-        scope.setdefault("state", {}).setdefault(EDGE_HEADERS_STATE, []).extend(headers)
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                own = message.get("headers", [])
-                present = {name.lower() for name, _ in own} & _SECURITY_HEADER_NAMES
-                message["headers"] = (
-                    [*own, *(header for header in headers if header[0] not in present)]
-                    if present
-                    else [*own, *headers]
-                )
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def with_security_headers(own: list[Header], headers: tuple[Header, ...]) -> list[Header]:
+    """A response's own headers plus the security headers it does not set itself (its value wins)."""
+    present = {name.lower() for name, _ in own} & _SECURITY_HEADER_NAMES
+    return (
+        [*own, *(header for header in headers if header[0] not in present)] if present else [*own, *headers]
+    )
 
 
 class AllowListCORSMiddleware(CORSMiddleware):
@@ -142,37 +122,47 @@ def _host_name(host_header: str) -> str:
     return host.split(":", 1)[0]
 
 
-class TrustedHostMiddleware:
-    """Refuses requests whose Host is not allowed (400 with the standard error body).
+class EdgeSecurity:
+    """What the request-edge middleware does for HTTP security, inside its one call.
 
+    Not a middleware of its own: each pure-ASGI layer costs an await and a send wrapper on
+    every request, so RequestEdgeMiddleware checks the Host before the app runs and adds
+    the security headers in the same `http.response.start` rewrite as the request id.
+
+    Trusted hosts: requests whose Host is not allowed get 400 with the standard error body.
     Patterns as in Starlette: exact names, '*.example.com' for subdomains, '*' for any.
     Health and metrics paths are exempt (probes and scrapes use the pod IP).
     """
 
-    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
+    def __init__(self, allowed_hosts: Sequence[str], docs_paths: Sequence[str] = ()) -> None:
         validate_host_patterns(allowed_hosts)
-        self.app = app
         self.allow_any = "*" in allowed_hosts
         self.exact = frozenset(p.lower() for p in allowed_hosts if not p.startswith("*"))
         self.suffixes = tuple(p[1:].lower() for p in allowed_hosts if p.startswith("*."))
+        self.docs_paths = frozenset(docs_paths)
 
     def allows(self, host: str) -> bool:
         return self.allow_any or host in self.exact or (bool(host) and host.endswith(self.suffixes))
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.allow_any or scope["type"] != "http" or scope["path"].startswith(_HOST_CHECK_EXEMPT_PREFIXES):
-            await self.app(scope, receive, send)
-            return
+    def response_headers(self, scope: Scope) -> tuple[Header, ...]:
+        return security_headers(scope, self.docs_paths)
+
+    def refusal(self, scope: Scope) -> Response | None:
+        """The 400 for a request with a Host that is not allowed, else None."""
+        if self.allow_any or scope["path"].startswith(_HOST_CHECK_EXEMPT_PREFIXES):
+            return None
         host_header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
         if self.allows(_host_name(host_header)):
-            await self.app(scope, receive, send)
-            return
-        response = error_response(None, 400, "Invalid host header", path=scope["path"])
-        await response(scope, receive, send)
+            return None
+        return error_response(None, 400, "Invalid host header", path=scope["path"])
 
 
-def install_http_security(app: FastAPI, settings: Settings) -> None:
-    """Add CORS (innermost of the three), trusted hosts, then security headers (outermost)."""
+def install_http_security(app: FastAPI, settings: Settings) -> EdgeSecurity:
+    """Add CORS (when origins are configured); return the Host check and security headers.
+
+    create_app hands the result to RequestEdgeMiddleware (outermost), so every response,
+    including 400/413/429 and preflights, carries the security headers and the request id.
+    """
     validate_host_patterns(settings.trusted_hosts)  # now, not at the first request
     if settings.cors_origins:
         app.add_middleware(
@@ -185,6 +175,5 @@ def install_http_security(app: FastAPI, settings: Settings) -> None:
             expose_headers=CORS_EXPOSED_HEADERS,
             max_age=600,
         )
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts)
     docs_paths = [path for path in (app.docs_url, app.swagger_ui_oauth2_redirect_url) if path]
-    app.add_middleware(SecurityHeadersMiddleware, docs_paths=docs_paths)
+    return EdgeSecurity(settings.trusted_hosts, docs_paths)

@@ -116,6 +116,15 @@ class HttpMetrics:
         # (method, route, status) -> (counter child, histogram child): labels() takes a lock
         # and builds a tuple on every call; the set of keys is bounded by the label rules.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        # method -> requests being served. Plain ints on the event loop (the only place requests
+        # start and end); the gauge reads them at scrape time, so a request pays no lock for it.
+        self.active: dict[str, int] = {}
+
+    def track_in_progress(self, method: str) -> None:
+        """Start counting `method`'s requests in progress (once per method label)."""
+        if method not in self.active:
+            self.active[method] = 0
+            self.in_progress.labels(method).set_function(lambda: self.active[method])
 
     def observe(self, method: str, route: str, status: int, duration: float) -> None:
         key = (method, route, status)
