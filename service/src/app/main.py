@@ -87,8 +87,8 @@ def create_app(
     if settings.fault_injection_error_ratio > 0:  # off: not one more dependency per request
         api_dependencies.insert(0, Depends(inject_faults))
     # Routing tries routes in this order, each a regex match: probes first (the most frequent
-    # requests, and before this change they tried every API route first), then the busiest
-    # API routes. (/openapi.json lists paths in this order; its content does not change.)
+    # requests, which would otherwise try every API route first), then the busiest API
+    # routes. (/openapi.json lists paths in this order; its content does not change.)
     _add_probe_routes(app)
     for router in (projects_router, auth_router, users_router):
         app.include_router(router, dependencies=api_dependencies)

@@ -83,8 +83,8 @@ def test_make_run_serves_and_prints_a_working_login(tmp_path: Path) -> None:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
-    # uvicorn drains, then re-raises the captured SIGTERM so the parent sees why it stopped.
-    assert process.returncode in (0, -signal.SIGTERM)
+    # A completed drain is a clean exit (DrainingServer does not re-raise the SIGTERM).
+    assert process.returncode == 0
 
 
 @pytest.mark.parametrize("bad_url", ["postgresql+asyncpg://nobody@127.0.0.1:1/none"])
