@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, Select, event
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
@@ -41,8 +43,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         # SQLite compares timestamps as text: store them naive, in one fixed format.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        if dialect.driver == "asyncpg":
+            return None  # asyncpg decodes timestamptz as aware UTC datetimes: nothing to do per row
+        return super().result_processor(dialect, coltype)
+
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None or value.tzinfo is UTC:  # asyncpg hands timestamptz over in UTC already
+        if value is None or value.tzinfo is UTC:
             return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
@@ -122,3 +129,69 @@ _checkout_gates: WeakKeyDictionary[Engine, asyncio.Semaphore] = WeakKeyDictionar
 def checkout_gate(engine: AsyncEngine) -> asyncio.Semaphore | None:
     """The engine's fair checkout queue; None for pools without a size limit (SQLite)."""
     return _checkout_gates.get(engine.sync_engine)
+
+
+@dataclass(frozen=True)
+class _DriverStatement:
+    sql: str
+    parameters: tuple[tuple[str, Callable[[Any], Any] | None], ...]  # (name, bind processor)
+    row_processors: tuple[Callable[[Any], Any] | None, ...] | None  # None: rows as they come
+
+
+_driver_statements: dict[tuple[Select[Any], str], _DriverStatement] = {}
+
+
+def _driver_statement(statement: Select[Any], dialect: Dialect) -> _DriverStatement:
+    key = (statement, dialect.name)
+    if key not in _driver_statements:
+        compiled = statement.compile(dialect=dialect)
+        parameters = tuple(
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in compiled.positiontup or ()
+        )
+        processors = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in statement.selected_columns
+        )
+        _driver_statements[key] = _DriverStatement(
+            compiled.string, parameters, processors if any(processors) else None
+        )
+    return _driver_statements[key]
+
+
+async def fetch_rows(
+    connection: AsyncConnection, statement: Select[Any], values: Mapping[str, Any]
+) -> Sequence[Sequence[Any]]:
+    """Every row of a SELECT, as tuples (positional, in the statement's column order).
+
+    On an autocommit asyncpg connection (a read-only unit of work) the statement, compiled
+    once with its types' bind and result processing, goes straight to the driver, whose
+    prepared-statement cache it then hits: SQLAlchemy's execution and Result layers cost
+    ~135 us of CPU on a 20-row list page, more than the driver's own work. In a transaction,
+    or on SQLite, it is an ordinary execute.
+    """
+    if (
+        connection.dialect.driver == "asyncpg"
+        and connection.sync_connection is not None
+        and connection.sync_connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    ):
+        compiled = _driver_statement(statement, connection.dialect)
+        args = [process(values[name]) if process else values[name] for name, process in compiled.parameters]
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        try:
+            rows: Sequence[Sequence[Any]] = await driver.fetch(compiled.sql, *args)
+        except Exception as exc:
+            if driver.is_closed():  # as SQLAlchemy would: never hand a dead connection back
+                await connection.invalidate(exc)
+            raise
+        processors = compiled.row_processors
+        if processors is None:
+            return rows
+        return [
+            tuple(
+                process(value) if process else value for process, value in zip(processors, row, strict=True)
+            )
+            for row in rows
+        ]
+    return (await connection.execute(statement, values)).all()

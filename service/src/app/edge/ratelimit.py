@@ -30,19 +30,19 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import Depends, Request
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
-from limits.errors import StorageError
 from prometheus_client import CollectorRegistry, Counter
-from redis.asyncio import Redis
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.circuit_breaker import CircuitBreaker
-from app.core.redis import create_redis_client
+from app.core.http import error_response
+from app.core.redis_pipeline import PipelinedRedis, RedisReplyError
 from app.core.settings import Settings
 from app.identity.presentation.dependencies import presented_principal
 
@@ -95,6 +95,36 @@ class RateLimitExceededError(HTTPException):
         )
 
 
+# Moving window over every limit of a route class, all or nothing: the hit counts under
+# each limit or under none. KEYS[i]: a list of hit times, newest first, at most its limit
+# long; ARGV[2i-1]: that limit; ARGV[2i]: its window in seconds. Returns 0 (counted) or
+# the whole seconds until the hit would be allowed (Retry-After, in the same round trip).
+# Redis's clock, so pods with skewed clocks agree (TIME in scripts: Redis 5 or later).
+MOVING_WINDOW_SCRIPT = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local limit, window = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+  local oldest = redis.call('LINDEX', key, limit - 1)
+  if oldest and tonumber(oldest) + window > now then
+    wait = math.max(wait, tonumber(oldest) + window - now)
+  end
+end
+if wait > 0 then return math.max(1, math.ceil(wait)) end
+local stamp = string.format('%.6f', now)
+for i, key in ipairs(KEYS) do
+  local limit, window = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+  redis.call('LPUSH', key, stamp)
+  redis.call('LTRIM', key, 0, limit - 1)
+  redis.call('EXPIRE', key, window)
+end
+return 0
+"""
+_SCRIPT_SHA = hashlib.sha1(MOVING_WINDOW_SCRIPT.encode(), usedforsecurity=False).hexdigest()
+_STORAGE_ERRORS = (RedisReplyError, ConnectionError, OSError, TimeoutError)
+
+
 class RateLimiter:
     def __init__(self, settings: Settings, metrics: RateLimitMetrics | None = None) -> None:
         self.enabled = settings.rate_limit_enabled
@@ -105,21 +135,17 @@ class RateLimiter:
             RouteClass.WRITE: parse_many(settings.rate_limit_write),
             RouteClass.READ: parse_many(settings.rate_limit_read),
         }
+        # Script arguments per route class: (limit, window seconds) for each of its limits.
+        self._windows = {
+            route_class: [arg for item in items for arg in (item.amount, item.get_expiry())]
+            for route_class, items in self._limits.items()
+        }
         self._local = MovingWindowRateLimiter(MemoryStorage())
-        self._redis: Redis | None = None
-        self._shared: MovingWindowRateLimiter | None = None
-        if settings.redis_url is not None:
-            # No retries: a failed call falls back at once; the breaker decides when to try again.
-            self._redis = create_redis_client(settings, retries=0)
-            pool = cast(str, self._redis.connection_pool)  # typed as options, passed to redis-py as is
-            storage = RedisStorage(
-                f"async+{settings.redis_url}",
-                wrap_exceptions=True,
-                implementation="redispy",
-                key_prefix="ratelimit",
-                connection_pool=pool,
-            )
-            self._shared = MovingWindowRateLimiter(storage)
+        self._redis = (
+            PipelinedRedis(settings.redis_url, client_name=f"{settings.service_name}-ratelimit")
+            if settings.redis_url is not None
+            else None
+        )
         self._timeout = settings.redis_timeout_seconds
         self._breaker = CircuitBreaker(
             "rate_limit_storage", failure_threshold=1, reset_seconds=settings.rate_limit_redis_retry_seconds
@@ -129,54 +155,56 @@ class RateLimiter:
         """Count one hit for `identity` in the route class; raise 429 when over any of its limits."""
         if not self.enabled:
             return
-        for item in self._limits[route_class]:
-            allowed, limiter = await self._hit(item, route_class, identity)
-            if not allowed:
-                if self._metrics is not None:
-                    self._metrics.rejections.labels(route_class.value).inc()
-                raise RateLimitExceededError(await self._retry_after(limiter, item, route_class, identity))
+        retry_after = await self._shared_wait(route_class, identity)
+        if retry_after is None:  # no shared answer: judged by this process alone
+            retry_after = await self._local_wait(route_class, identity)
+        if retry_after:
+            if self._metrics is not None:
+                self._metrics.rejections.labels(route_class.value).inc()
+            raise RateLimitExceededError(retry_after)
 
     async def close(self) -> None:
         if self._redis is not None:
-            await self._redis.aclose()
+            await self._redis.close()
 
-    async def _hit(
-        self, item: RateLimitItem, route_class: RouteClass, identity: tuple[str, ...]
-    ) -> tuple[bool, MovingWindowRateLimiter]:
-        if self._shared is not None and self._breaker.allow():
-            try:
-                # Socket timeouts bound each step; this bounds the whole call (connect + command).
-                async with asyncio.timeout(self._timeout):
-                    allowed = await self._shared.hit(item, route_class.value, *identity)
-            except (StorageError, TimeoutError) as exc:
-                self._breaker.record_failure()
-                if self._metrics is not None:
-                    self._metrics.storage_errors.inc()
-                log.warning(
-                    "rate-limit storage failed: using per-process limits",
-                    extra={
-                        "error": type(exc).__name__,
-                        "retry_in_seconds": self._breaker.seconds_until_trial(),
-                    },
-                )
-            else:
-                self._breaker.record_success()
-                return allowed, self._shared
-        return await self._local.hit(item, route_class.value, *identity), self._local
-
-    async def _retry_after(
-        self,
-        limiter: MovingWindowRateLimiter,
-        item: RateLimitItem,
-        route_class: RouteClass,
-        identity: tuple[str, ...],
-    ) -> int:
+    async def _shared_wait(self, route_class: RouteClass, identity: tuple[str, ...]) -> int | None:
+        """Seconds to wait (0: counted) by the counters every pod shares, or None without Redis."""
+        if self._redis is None or not self._breaker.allow():
+            return None
+        subject = ":".join(identity)
+        keys = [f"ratelimit:{route_class.value}:{subject}:{item}" for item in self._limits[route_class]]
         try:
+            # Connect and command in one bound: a hung Redis costs one timeout per retry period.
             async with asyncio.timeout(self._timeout):
-                stats = await limiter.get_window_stats(item, route_class.value, *identity)
-        except (StorageError, TimeoutError):
-            return item.get_expiry()  # the safe upper bound: a whole window
-        return max(1, math.ceil(stats.reset_time - time.time()))
+                wait = await self._run_script(keys, self._windows[route_class])
+        except _STORAGE_ERRORS as exc:
+            self._breaker.record_failure()
+            if self._metrics is not None:
+                self._metrics.storage_errors.inc()
+            log.warning(
+                "rate-limit storage failed: using per-process limits",
+                extra={"error": type(exc).__name__, "retry_in_seconds": self._breaker.seconds_until_trial()},
+            )
+            return None
+        self._breaker.record_success()
+        return int(wait)
+
+    async def _run_script(self, keys: list[str], args: list[int]) -> object:
+        assert self._redis is not None
+        try:
+            return await self._redis.execute("EVALSHA", _SCRIPT_SHA, len(keys), *keys, *args)
+        except RedisReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            # First call on this Redis (or after a restart or SCRIPT FLUSH): EVAL caches it.
+            return await self._redis.execute("EVAL", MOVING_WINDOW_SCRIPT, len(keys), *keys, *args)
+
+    async def _local_wait(self, route_class: RouteClass, identity: tuple[str, ...]) -> int:
+        for item in self._limits[route_class]:
+            if not await self._local.hit(item, route_class.value, *identity):
+                stats = await self._local.get_window_stats(item, route_class.value, *identity)
+                return max(1, math.ceil(stats.reset_time - time.time()))
+        return 0
 
 
 async def get_rate_limiter(request: Request) -> RateLimiter:  # async: no threadpool hop
@@ -197,18 +225,36 @@ def email_key(email: str) -> str:
     return "email:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
 
 
-async def limit_by_method(request: Request) -> None:
-    """Router-level limit for every API route: reads generous, writes moderate, per user or IP.
+class RateLimitMiddleware:
+    """Counts every API request in its route class (read or write), per user or client IP.
 
-    Runs on every API request: it takes only the request (each sub-dependency would be one
-    more node for FastAPI to solve per request)."""
-    limiter: RateLimiter = request.app.state.rate_limiter
-    if not limiter.enabled:
-        return
-    caller = presented_principal(request)
-    route_class = RouteClass.READ if request.method in _READ_METHODS else RouteClass.WRITE
-    key = f"user:{caller.user_id}" if caller is not None else client_ip_key(request)
-    await limiter.check(route_class, key)
+    Before routing, so unknown paths and floods of bad tokens are limited too; as an ASGI
+    layer rather than a router dependency, so it is not one more node for FastAPI to solve
+    on every request. Probes and /metrics are outside `prefix` and never limited. A refusal
+    is the standard error body with Retry-After, sent inside the edge middleware (request
+    id, security headers, access log and metrics like any response).
+    """
+
+    def __init__(self, app: ASGIApp, limiter: RateLimiter, prefix: str = "/api/") -> None:
+        self.app = app
+        self.limiter = limiter
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.limiter.enabled and scope["path"].startswith(self.prefix):
+            request = Request(scope)
+            caller = presented_principal(request)
+            route_class = RouteClass.READ if scope["method"] in _READ_METHODS else RouteClass.WRITE
+            key = f"user:{caller.user_id}" if caller is not None else client_ip_key(request)
+            try:
+                await self.limiter.check(route_class, key)
+            except RateLimitExceededError as exc:
+                refusal = error_response(
+                    None, exc.status_code, exc.detail, headers=exc.headers, path=scope["path"]
+                )
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def limit_per_client_ip(route_class: RouteClass) -> Callable[[Request, RateLimiter], Awaitable[None]]:

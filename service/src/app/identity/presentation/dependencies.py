@@ -5,11 +5,10 @@ A token is accepted from the `Authorization: Bearer` header or the httpOnly cook
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 
 from app.composition import Container, container_of
@@ -17,42 +16,22 @@ from app.core.errors import AuthenticationError, PermissionDeniedError
 from app.core.principal import Principal, Role
 from app.observability.context import set_user_id
 
-_bearer = HTTPBearer(auto_error=False, description="JWT from POST /api/v1/auth/login")
+_BEARER_DESCRIPTION = "JWT from POST /api/v1/auth/login"
 
 
-def _presented_token(request: Request, container: Container, bearer: str | None) -> str | None:
-    return bearer or request.cookies.get(container.settings.cookie_name)
-
-
-BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-
-
-async def current_principal(request: Request, credentials: BearerCredentials) -> Principal:
-    return _authenticate(request, credentials)
-
-
-def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
-    container = container_of(request)
-    token = _presented_token(request, container, credentials.credentials if credentials else None)
-    if not token:
-        raise AuthenticationError("Not authenticated")
-    principal = container.tokens.verify(token)
-    set_user_id(str(principal.user_id))
-    return principal
-
-
-CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+def _presented_token(request: Request, container: Container) -> str | None:
+    scheme, bearer = get_authorization_scheme_param(request.headers.get("Authorization"))
+    if bearer and scheme.lower() == "bearer":
+        return bearer
+    return request.cookies.get(container.settings.cookie_name)
 
 
 def presented_principal(request: Request) -> Principal | None:
     """The caller if a valid token is presented, else None: for rate-limit keys, never for access.
 
-    A plain function, not a dependency: the router-level rate limit calls it directly (one
-    dependency node less per request); verified tokens are cached, so the route's own
-    `current_principal` costs a dictionary lookup after it."""
+    Verified tokens are cached, so the route's own role gate costs a dictionary lookup after it."""
     container = container_of(request)
-    scheme, bearer = get_authorization_scheme_param(request.headers.get("Authorization"))
-    token = _presented_token(request, container, bearer if scheme.lower() == "bearer" else None)
+    token = _presented_token(request, container)
     if not token:
         return None
     try:
@@ -61,22 +40,30 @@ def presented_principal(request: Request) -> Principal | None:
         return None
 
 
-def require_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:
-    """RBAC gate for a route: `Depends(require_roles(Role.ADMIN))`.
+class RoleGate(HTTPBearer):
+    """Authentication and RBAC for a route in one dependency: `Depends(RoleGate(Role.ADMIN))`.
 
-    It authenticates itself rather than depending on `current_principal`: one dependency
-    node less for FastAPI to solve on every request (same bearer scheme in OpenAPI)."""
-    allowed = frozenset(roles)
+    The token comes from the bearer header or the httpOnly cookie. Being an HTTPBearer, the
+    gate is also the route's security scheme in OpenAPI; being one object, it is one
+    dependency node for FastAPI to solve per request instead of a gate plus a scheme.
+    """
 
-    async def check(request: Request, credentials: BearerCredentials) -> Principal:
-        principal = _authenticate(request, credentials)
-        if principal.role not in allowed:
+    def __init__(self, *roles: Role) -> None:
+        super().__init__(auto_error=False, scheme_name="HTTPBearer", description=_BEARER_DESCRIPTION)
+        self.allowed = frozenset(roles)
+
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        container = container_of(request)
+        token = _presented_token(request, container)
+        if not token:
+            raise AuthenticationError("Not authenticated")
+        principal = container.tokens.verify(token)
+        set_user_id(str(principal.user_id))
+        if principal.role not in self.allowed:
             raise PermissionDeniedError("Your role does not allow this action")
         return principal
 
-    return check
 
-
-AnyUser = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER, Role.MEMBER))]
-Privileged = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER))]
-AdminOnly = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+AnyUser = Annotated[Principal, Depends(RoleGate(Role.ADMIN, Role.MANAGER, Role.MEMBER))]
+Privileged = Annotated[Principal, Depends(RoleGate(Role.ADMIN, Role.MANAGER))]
+AdminOnly = Annotated[Principal, Depends(RoleGate(Role.ADMIN))]

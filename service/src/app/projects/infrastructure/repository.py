@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.database import fetch_rows
 from app.core.pagination import Cursor, Page, PageRequest
 from app.projects.domain.models import Project, ProjectStatus, ProjectType
 from app.projects.infrastructure.tables import projects
@@ -84,7 +85,8 @@ class SqlProjectRepository:
         await self._conn.execute(insert(projects).values(id=project.id, **_values(project)))
 
     async def get(self, project_id: uuid.UUID) -> Project | None:
-        row = (await self._conn.execute(_GET_STATEMENT, {"project_id": project_id})).first()
+        rows = await fetch_rows(self._conn, _GET_STATEMENT, {"project_id": project_id})
+        row = rows[0] if rows else None
         return _to_project(row) if row else None
 
     async def list(
@@ -100,7 +102,7 @@ class SqlProjectRepository:
             values["status"] = status.value
         if page.after is not None:
             values["after_created_at"], values["after_id"] = page.after.created_at, page.after.id
-        rows = (await self._conn.execute(statement, values)).all()
+        rows = await fetch_rows(self._conn, statement, values)
         items = [_to_project(row) for row in rows[: page.limit]]
         next_cursor = (
             Cursor(created_at=items[-1].created_at, id=items[-1].id) if len(rows) > page.limit else None

@@ -5,12 +5,12 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import TypeAdapter
 
 from app.composition import ProjectServiceDep, SettingsDep
 from app.core.http import error_responses
 from app.core.idempotency import IdempotentRequest, StoredResponse
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor, PageRequest
+from app.core.schemas import ModelJson, json_response
 from app.edge.idempotency import IdempotencyKeyHeader, outcome_response, request_fingerprint
 from app.identity.presentation.dependencies import AnyUser, Privileged
 from app.projects.application.services import CreateProject, UpdateProject
@@ -24,8 +24,10 @@ from app.projects.presentation.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
-# One validator call for the whole page instead of one per row (~15 % cheaper per page).
-_PROJECT_LIST = TypeAdapter(list[ProjectRead])
+# The list is the busiest route: its page is written straight from the domain objects in
+# ProjectRead's shape (see ModelJson), not validated into 20 models and then serialized.
+_PROJECT_JSON = ModelJson(ProjectRead)
+_META_ALIASES = {name: field.alias or name for name, field in PageMeta.model_fields.items()}
 
 
 @router.post(
@@ -81,20 +83,22 @@ async def list_projects(
     status_filter: Annotated[ProjectStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
-) -> ProjectPage:
+) -> Response:
     """Newest first, keyset-paginated. Members see their own projects; managers and admins all."""
     page = await projects.list(
         actor,
         status=status_filter,
         page=PageRequest(limit=limit, after=Cursor.decode(cursor) if cursor else None),
     )
-    return ProjectPage(
-        data=_PROJECT_LIST.validate_python(page.items, from_attributes=True),
-        meta=PageMeta(
-            limit=page.limit,
-            has_more=page.has_more,
-            next_cursor=page.next_cursor.encode() if page.next_cursor else None,
-        ),
+    return json_response(
+        {
+            "data": _PROJECT_JSON.many(page.items),
+            "meta": {
+                _META_ALIASES["limit"]: page.limit,
+                _META_ALIASES["has_more"]: page.has_more,
+                _META_ALIASES["next_cursor"]: page.next_cursor.encode() if page.next_cursor else None,
+            },
+        }
     )
 
 
