@@ -194,4 +194,5 @@ async def fetch_rows(
             )
             for row in rows
         ]
-    return (await connection.execute(statement, values)).all()
+    result: Sequence[Sequence[Any]] = (await connection.execute(statement, values)).all()
+    return result

@@ -187,17 +187,17 @@ class RateLimiter:
             )
             return None
         self._breaker.record_success()
-        return int(wait)
+        return wait
 
-    async def _run_script(self, keys: list[str], args: list[int]) -> object:
+    async def _run_script(self, keys: list[str], args: list[int]) -> int:
         assert self._redis is not None
         try:
-            return await self._redis.execute("EVALSHA", _SCRIPT_SHA, len(keys), *keys, *args)
+            return int(await self._redis.execute("EVALSHA", _SCRIPT_SHA, len(keys), *keys, *args))
         except RedisReplyError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
             # First call on this Redis (or after a restart or SCRIPT FLUSH): EVAL caches it.
-            return await self._redis.execute("EVAL", MOVING_WINDOW_SCRIPT, len(keys), *keys, *args)
+            return int(await self._redis.execute("EVAL", MOVING_WINDOW_SCRIPT, len(keys), *keys, *args))
 
     async def _local_wait(self, route_class: RouteClass, identity: tuple[str, ...]) -> int:
         for item in self._limits[route_class]:
@@ -250,7 +250,7 @@ class RateLimitMiddleware:
                 await self.limiter.check(route_class, key)
             except RateLimitExceededError as exc:
                 refusal = error_response(
-                    None, exc.status_code, exc.detail, headers=exc.headers, path=scope["path"]
+                    None, exc.status_code, exc.detail, headers=dict(exc.headers or {}), path=scope["path"]
                 )
                 await refusal(scope, receive, send)
                 return
