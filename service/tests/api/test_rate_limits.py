@@ -117,6 +117,16 @@ async def test_anonymous_requests_are_limited_per_client_ip(app: FastAPI) -> Non
         assert (await other.get("/api/v1/projects")).status_code == 401
 
 
+async def test_unknown_api_paths_count_too(app: FastAPI) -> None:
+    # Counted before routing: probing for routes spends the same budget as using them.
+    async with client_for(app, "10.0.0.6") as http:
+        statuses = [(await http.get(f"/api/v1/nothing-{i}")).status_code for i in range(5)]
+        statuses += [(await http.get("/api/v2/projects")).status_code for _ in range(3)]
+        assert statuses == [404] * 8
+        assert_is_429(await http.get("/api/v1/projects"))
+        assert (await http.get("/not-api")).status_code == 404  # outside /api/: not limited
+
+
 async def test_health_and_metrics_are_never_limited(app: FastAPI) -> None:
     async with client_for(app) as http:
         for _ in range(20):

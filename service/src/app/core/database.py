@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
+import asyncpg
 from sqlalchemy import DateTime, MetaData, Select, event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -134,7 +135,8 @@ def checkout_gate(engine: AsyncEngine) -> asyncio.Semaphore | None:
 @dataclass(frozen=True)
 class _DriverStatement:
     sql: str
-    parameters: tuple[tuple[str, Callable[[Any], Any] | None], ...]  # (name, bind processor)
+    # (name, value bound in the statement itself, bind processor), in $1, $2... order
+    parameters: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]
     row_processors: tuple[Callable[[Any], Any] | None, ...] | None  # None: rows as they come
 
 
@@ -146,8 +148,9 @@ def _driver_statement(statement: Select[Any], dialect: Dialect) -> _DriverStatem
     if key not in _driver_statements:
         compiled = statement.compile(dialect=dialect)
         parameters = tuple(
-            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            (name, bind.effective_value, bind.type.dialect_impl(dialect).bind_processor(dialect))
             for name in compiled.positiontup or ()
+            for bind in (compiled.binds[name],)
         )
         processors = tuple(
             column.type.dialect_impl(dialect).result_processor(dialect, None)
@@ -176,13 +179,19 @@ async def fetch_rows(
         and connection.sync_connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
     ):
         compiled = _driver_statement(statement, connection.dialect)
-        args = [process(values[name]) if process else values[name] for name, process in compiled.parameters]
+        args = []
+        for name, bound, process in compiled.parameters:
+            value = values.get(name, bound)
+            args.append(process(value) if process else value)
         driver = (await connection.get_raw_connection()).driver_connection
         assert driver is not None
         try:
             rows: Sequence[Sequence[Any]] = await driver.fetch(compiled.sql, *args)
         except Exception as exc:
-            if driver.is_closed():  # as SQLAlchemy would: never hand a dead connection back
+            # An error from the server (a constraint, statement_timeout) leaves the connection
+            # usable; anything else (it closed, the protocol broke, a client timeout) may not:
+            # it leaves the pool rather than fail the next request too.
+            if driver.is_closed() or not isinstance(exc, asyncpg.PostgresError):
                 await connection.invalidate(exc)
             raise
         processors = compiled.row_processors

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from app.composition import ProjectServiceDep, SettingsDep
 from app.core.http import error_responses
 from app.core.idempotency import IdempotentRequest, StoredResponse
-from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor, PageRequest
+from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor, Page, PageRequest
 from app.core.schemas import ModelJson, json_response
 from app.edge.idempotency import IdempotencyKeyHeader, outcome_response, request_fingerprint
 from app.identity.presentation.dependencies import AnyUser, Privileged
@@ -28,6 +28,20 @@ router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 # ProjectRead's shape (see ModelJson), not validated into 20 models and then serialized.
 _PROJECT_JSON = ModelJson(ProjectRead)
 _META_ALIASES = {name: field.alias or name for name, field in PageMeta.model_fields.items()}
+
+
+def page_response(page: Page[Project]) -> Response:
+    """The page as a ProjectPage body (a test compares the bytes with pydantic's)."""
+    return json_response(
+        {
+            "data": _PROJECT_JSON.many(page.items),
+            "meta": {
+                _META_ALIASES["limit"]: page.limit,
+                _META_ALIASES["has_more"]: page.has_more,
+                _META_ALIASES["next_cursor"]: page.next_cursor.encode() if page.next_cursor else None,
+            },
+        }
+    )
 
 
 @router.post(
@@ -90,16 +104,7 @@ async def list_projects(
         status=status_filter,
         page=PageRequest(limit=limit, after=Cursor.decode(cursor) if cursor else None),
     )
-    return json_response(
-        {
-            "data": _PROJECT_JSON.many(page.items),
-            "meta": {
-                _META_ALIASES["limit"]: page.limit,
-                _META_ALIASES["has_more"]: page.has_more,
-                _META_ALIASES["next_cursor"]: page.next_cursor.encode() if page.next_cursor else None,
-            },
-        }
-    )
+    return page_response(page)
 
 
 @router.get("/{project_id}", response_model=ProjectRead, responses=error_responses(401, 404, 422, 429))
