@@ -8,7 +8,8 @@ Same image as the API, a second process type. Commands:
 The worker serves its own Prometheus /metrics on WORKER_METRICS_HOST (default HOST)
 and WORKER_METRICS_PORT. SIGTERM/SIGINT: stop claiming, finish the batch in hand
 (bounded by WEBHOOK_TIMEOUT_SECONDS), exit 0. Without WEBHOOK_URL it refuses to start
-(one line, exit 2) rather than silently letting the backlog grow.
+(one line, exit 2) rather than silently letting the backlog grow; in production-like
+environments the same goes for WEBHOOK_SIGNING_SECRET (receivers must be able to verify).
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ def settings_problem(settings: Settings) -> str | None:
             f"WEBHOOK_TIMEOUT_SECONDS ({settings.webhook_timeout_seconds:g}), or a slow delivery "
             "would be claimed twice"
         )
+    if settings.environment.is_production_like and settings.webhook_signing_secret is None:
+        return (
+            f"WEBHOOK_SIGNING_SECRET is not set: ENVIRONMENT={settings.environment.value} requires "
+            "signed deliveries"
+        )
     return None
 
 
@@ -82,6 +88,9 @@ def build_relay(
         timeout_seconds=settings.webhook_timeout_seconds,
         breaker=breaker,
         user_agent=f"{settings.service_name}-worker/{settings.version}",
+        signing_secret=(
+            settings.webhook_signing_secret.get_secret_value() if settings.webhook_signing_secret else None
+        ),
         transport=transport,
     )
     queue = OutboxQueue(engine, lease_seconds=settings.outbox_lease_seconds)
@@ -101,6 +110,7 @@ async def serve(settings: Settings, registry: CollectorRegistry, stop: asyncio.E
         extra={
             "batch_size": settings.outbox_batch_size,
             "poll_interval_s": settings.outbox_poll_interval_seconds,
+            "signed": settings.webhook_signing_secret is not None,
         },
     )
     try:
@@ -164,7 +174,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _one_line(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors())
+    messages = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]).upper()  # empty for a cross-field check
+        messages.append(f"{where}: {error['msg']}" if where else error["msg"])
+    return "; ".join(messages)
 
 
 def main(argv: Sequence[str] | None = None, *, registry: CollectorRegistry = REGISTRY) -> int:

@@ -19,6 +19,20 @@ def test_production_accepts_a_strong_secret() -> None:
     assert Settings(environment=Environment.PROD, jwt_secret=STRONG).environment is Environment.PROD  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("secret", ["short", "changeme"])
+def test_production_refuses_a_weak_webhook_signing_secret(secret: str) -> None:
+    with pytest.raises(ValidationError, match="WEBHOOK_SIGNING_SECRET must be set to a random value"):
+        Settings(environment=Environment.PROD, jwt_secret=STRONG, webhook_signing_secret=secret)  # type: ignore[arg-type]
+
+
+def test_production_settings_accept_a_strong_or_no_webhook_signing_secret() -> None:
+    """Unset is for the API, which never signs; the worker refuses to start without it (test_cli)."""
+    strong = Settings(environment=Environment.PROD, jwt_secret=STRONG, webhook_signing_secret=STRONG)  # type: ignore[arg-type]
+    assert strong.webhook_signing_secret is not None
+    assert strong.webhook_signing_secret.get_secret_value() == STRONG
+    assert Settings(environment=Environment.PROD, jwt_secret=STRONG).webhook_signing_secret is None  # type: ignore[arg-type]
+
+
 def test_production_refuses_fault_injection_and_wildcard_cors() -> None:
     with pytest.raises(ValidationError, match="FAULT_INJECTION"):
         Settings(environment=Environment.PROD, jwt_secret=STRONG, fault_injection_error_ratio=0.1)  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ from typing import Any
 class Request:
     event_id: str
     body: dict[str, Any]
+    raw_body: bytes  # as received: what a signature covers
     headers: dict[str, str]
     arrived: float  # time.monotonic()
 
@@ -85,10 +86,11 @@ class Receiver:
             time.sleep(0.01)
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
-        body = json.loads(handler.rfile.read(int(handler.headers.get("Content-Length", "0"))) or b"{}")
+        raw_body = handler.rfile.read(int(handler.headers.get("Content-Length", "0")))
         request = Request(
             event_id=handler.headers.get("X-Event-ID", ""),
-            body=body,
+            body=json.loads(raw_body or b"{}"),
+            raw_body=raw_body,
             headers={k.lower(): v for k, v in handler.headers.items()},
             arrived=time.monotonic(),
         )

@@ -29,6 +29,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     get_settings.cache_clear()
     monkeypatch.setenv("ENVIRONMENT", "test")
     monkeypatch.delenv("WEBHOOK_URL", raising=False)
+    monkeypatch.delenv("WEBHOOK_SIGNING_SECRET", raising=False)
     yield monkeypatch
     get_settings.cache_clear()
     root.handlers[:], root.level = handlers, level
@@ -122,6 +123,20 @@ def test_replay_dead_refuses_an_id_that_is_not_a_uuid(
             },
             "worker: OUTBOX_LEASE_SECONDS (5) must exceed WEBHOOK_TIMEOUT_SECONDS (5), "
             "or a slow delivery would be claimed twice\n",
+        ),
+        (
+            {"WEBHOOK_URL": "https://hooks.example.com/x", "ENVIRONMENT": "prod", "JWT_SECRET": "j" * 40},
+            "worker: WEBHOOK_SIGNING_SECRET is not set: ENVIRONMENT=prod requires signed deliveries\n",
+        ),
+        (
+            {
+                "WEBHOOK_URL": "https://hooks.example.com/x",
+                "ENVIRONMENT": "staging",
+                "JWT_SECRET": "j" * 40,
+                "WEBHOOK_SIGNING_SECRET": "changeme",
+            },
+            "worker: invalid settings: Value error, WEBHOOK_SIGNING_SECRET must be set to a random value of "
+            "at least 32 characters when ENVIRONMENT=staging\n",
         ),
         (
             {"OUTBOX_BATCH_SIZE": "0"},

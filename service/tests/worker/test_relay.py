@@ -9,8 +9,10 @@ import time
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from app.core.settings import Settings
+from app.outbox.webhook import InvalidSignature, verify_signature
 from service.tests.builders import project_payload
 from service.tests.conftest import MakeUser
 from service.tests.worker.conftest import (
@@ -53,6 +55,22 @@ async def test_a_created_project_is_delivered_to_the_receiver_with_its_event(
         f"\n[worker] 201 -> receiver latency (poll interval 20 ms): median "
         f"{statistics.median(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms over 5 creates"
     )
+
+
+async def test_with_a_signing_secret_the_receiver_can_verify_every_delivery(
+    settings: Settings, receiver: Receiver
+) -> None:
+    secret = "signing-" + "k" * 40
+    signed = settings.model_copy(update={"webhook_signing_secret": SecretStr(secret)})
+    async with running_relay(signed):
+        ids = await add_events(settings, 3)
+        await wait_for(lambda: len(receiver.accepted) == 3)
+    for request in receiver.requests:
+        verify_signature(secret, request.headers, request.raw_body)  # as a receiver would, at its own now
+        assert request.headers["webhook-id"] == request.body["eventId"] == request.event_id
+        with pytest.raises(InvalidSignature, match="does not match"):
+            verify_signature("another-" + secret, request.headers, request.raw_body)
+    assert sorted(receiver.accepted) == sorted(ids)
 
 
 async def test_transient_failures_are_retried_with_growing_backoff_then_dead_lettered(

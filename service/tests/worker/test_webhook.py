@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
 from app.core.circuit_breaker import CircuitBreaker, CircuitState
-from app.outbox.webhook import DeliveryOutcome, WebhookSender
+from app.outbox.webhook import DeliveryOutcome, WebhookSender, verify_signature
 from service.tests.worker.receiver import Receiver
 from testsupport.servers import free_port
 
@@ -46,6 +47,40 @@ async def test_posts_the_payload_with_the_event_id_for_deduplication(
     assert request.headers["x-event-type"] == "project.created"
     assert request.headers["user-agent"] == "test-worker/1"
     assert request.headers["content-type"] == "application/json"
+    assert request.headers["webhook-id"] == payload["eventId"]
+    assert "webhook-signature" not in request.headers  # no WEBHOOK_SIGNING_SECRET: unsigned
+    assert "webhook-timestamp" not in request.headers
+
+
+async def test_with_a_secret_each_attempt_is_signed_afresh_over_the_bytes_sent(receiver: Receiver) -> None:
+    secret = "signing-" + "k" * 40
+    receiver.status = 503  # the same event twice, as a retry would send it
+    clock = itertools.count(1_700_000_000, 3600).__next__  # the retry an hour later
+    webhook = WebhookSender(
+        receiver.url,
+        timeout_seconds=TIMEOUT,
+        breaker=a_breaker(),
+        user_agent="t",
+        signing_secret=secret,
+        clock=clock,
+    )
+    payload = a_payload()
+    try:
+        for _ in range(2):
+            await webhook.send(payload)
+    finally:
+        await webhook.aclose()
+    first, retry = receiver.requests
+    assert [first.headers["webhook-timestamp"], retry.headers["webhook-timestamp"]] == [
+        "1700000000",
+        "1700003600",
+    ]
+    for request in (first, retry):
+        verify_signature(
+            secret, request.headers, request.raw_body, now=int(request.headers["webhook-timestamp"])
+        )
+        assert request.headers["webhook-signature"].startswith("v1,")
+    assert first.raw_body == retry.raw_body
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,8 @@ from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# A secret shorter than this is refused in production: HS256 wants >= 256 bits.
+# A secret shorter than this is refused in production: HMAC-SHA256 (JWT HS256, webhook
+# signatures) wants a key of >= 256 bits.
 MIN_SECRET_LENGTH = 32
 _KNOWN_WEAK_SECRETS = frozenset({"changeme", "secret", "dev-secret", "please-change-me"})
 
@@ -104,6 +105,9 @@ class Settings(BaseSettings):
     # --- outbox worker ---
     webhook_url: str | None = None
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Key of the deliveries' Webhook-Signature (app/outbox/webhook.py); unset: sent unsigned.
+    # The worker refuses to start without it in production-like environments.
+    webhook_signing_secret: SecretStr | None = None
     outbox_batch_size: int = Field(default=20, ge=1)
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
     outbox_max_attempts: int = Field(default=8, ge=1)
@@ -145,17 +149,23 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.environment.is_production_like:
-            secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
-            if len(secret) < MIN_SECRET_LENGTH or secret.lower() in _KNOWN_WEAK_SECRETS:
-                raise ValueError(
-                    f"JWT_SECRET must be set to a random value of at least {MIN_SECRET_LENGTH} "
-                    f"characters when ENVIRONMENT={self.environment.value}"
-                )
+            self._refuse_weak_secret("JWT_SECRET", self.jwt_secret)
+            # May be unset here: only the worker signs, and it refuses to start without it.
+            if self.webhook_signing_secret is not None:
+                self._refuse_weak_secret("WEBHOOK_SIGNING_SECRET", self.webhook_signing_secret)
             if self.fault_injection_error_ratio > 0:
                 raise ValueError("FAULT_INJECTION_ERROR_RATIO is refused in production environments")
             if "*" in self.cors_origins:
                 raise ValueError("CORS_ORIGINS may not contain '*' in production environments")
         return self
+
+    def _refuse_weak_secret(self, name: str, secret: SecretStr | None) -> None:
+        value = secret.get_secret_value() if secret else ""
+        if len(value) < MIN_SECRET_LENGTH or value.lower() in _KNOWN_WEAK_SECRETS:
+            raise ValueError(
+                f"{name} must be set to a random value of at least {MIN_SECRET_LENGTH} "
+                f"characters when ENVIRONMENT={self.environment.value}"
+            )
 
     @property
     def is_sqlite(self) -> bool:
