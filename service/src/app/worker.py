@@ -10,6 +10,8 @@ and WORKER_METRICS_PORT. SIGTERM/SIGINT: stop claiming, finish the batch in hand
 (bounded by WEBHOOK_TIMEOUT_SECONDS), exit 0. Without WEBHOOK_URL it refuses to start
 (one line, exit 2) rather than silently letting the backlog grow; in production-like
 environments the same goes for WEBHOOK_SIGNING_SECRET (receivers must be able to verify).
+Beside the relay it sweeps expired idempotency keys every IDEMPOTENCY_SWEEP_INTERVAL_SECONDS
+(app/idempotency/sweep.py), the one periodic job the API leaves to it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.core.circuit_breaker import CircuitBreaker
 from app.core.database import create_engine
 from app.core.settings import Settings, get_settings
+from app.idempotency.sweep import IdempotencySweeper
 from app.observability.logging import configure_logging
 from app.outbox.metrics import WorkerMetrics
 from app.outbox.queue import OutboxQueue
@@ -97,24 +100,38 @@ def build_relay(
     return OutboxRelay(queue, sender, metrics, RelayConfig.from_settings(settings), rand=rand)
 
 
+def build_sweeper(
+    settings: Settings, engine: AsyncEngine, registry: CollectorRegistry
+) -> IdempotencySweeper | None:
+    """The idempotency key sweep, or None when IDEMPOTENCY_SWEEP_INTERVAL_SECONDS is 0."""
+    if settings.idempotency_sweep_interval_seconds == 0:
+        return None
+    return IdempotencySweeper(engine, registry, interval_seconds=settings.idempotency_sweep_interval_seconds)
+
+
 async def serve(settings: Settings, registry: CollectorRegistry, stop: asyncio.Event | None = None) -> None:
-    """Run the relay until `stop` is set or the process gets SIGTERM/SIGINT."""
+    """Run the relay and the sweep until `stop` is set or the process gets SIGTERM/SIGINT."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _request_stop, stop, signum)
     engine = create_engine(settings)
     relay = build_relay(settings, engine, registry)
+    sweeper = build_sweeper(settings, engine, registry)
     log.info(
         "worker started",
         extra={
             "batch_size": settings.outbox_batch_size,
             "poll_interval_s": settings.outbox_poll_interval_seconds,
             "signed": settings.webhook_signing_secret is not None,
+            "idempotency_sweep_interval_s": settings.idempotency_sweep_interval_seconds,
         },
     )
     try:
-        await relay.run(stop)
+        async with asyncio.TaskGroup() as jobs:
+            jobs.create_task(relay.run(stop))
+            if sweeper is not None:
+                jobs.create_task(sweeper.run(stop))
     finally:
         await relay.sender.aclose()
         await engine.dispose()

@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     # The worker's own /metrics; the host defaults to HOST (0.0.0.0 in containers).
     worker_metrics_host: str | None = None
     worker_metrics_port: int = Field(default=9100, ge=1, le=65535)
+    # The worker also deletes every user's expired idempotency keys this often (0: never; the API
+    # then only drops a user's expired keys when that user writes again).
+    idempotency_sweep_interval_seconds: float = Field(default=300.0, ge=0)
 
     # --- fault injection (for the alerting e2e test; refused in production) ---
     fault_injection_error_ratio: float = Field(default=0.0, ge=0.0, le=1.0)

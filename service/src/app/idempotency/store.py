@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.idempotency import IdempotencyRecord, StoredResponse
 from app.idempotency.tables import idempotency_keys as keys
+
+# Rows one purge deletes at most: a short transaction that holds few row locks.
+PURGE_CHUNK_SIZE = 1000
 
 
 def _to_record(row: Any) -> IdempotencyRecord:
@@ -63,7 +66,19 @@ class SqlIdempotencyStore:
         return _to_record(row)
 
 
-async def purge_expired_idempotency_keys(connection: AsyncConnection, now: datetime) -> int:
-    """Delete every expired key (all users); for a periodic sweep. Returns the rows deleted."""
-    result = await connection.execute(delete(keys).where(keys.c.expires_at <= now))
+async def purge_expired_idempotency_keys(
+    connection: AsyncConnection, now: datetime, *, limit: int = PURGE_CHUNK_SIZE
+) -> int:
+    """Delete up to `limit` expired keys of any user (one chunk of the worker's sweep).
+
+    Returns the rows deleted; fewer than `limit` means no more are due. Rows a request has
+    locked right now are skipped (PostgreSQL): most likely a claim deleting them itself.
+    """
+    expired = (
+        select(keys.c.user_id, keys.c.key)
+        .where(keys.c.expires_at <= now)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result = await connection.execute(delete(keys).where(tuple_(keys.c.user_id, keys.c.key).in_(expired)))
     return result.rowcount
