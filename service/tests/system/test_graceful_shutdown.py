@@ -156,7 +156,12 @@ def test_sigterm_drains_in_flight_requests_and_exits_cleanly(postgres_url: str, 
     # Readiness turned first, while the server still served (the shutdown delay).
     assert first_503 - sigterm_at < 0.5
     assert listener_closed - sigterm_at >= SHUTDOWN_DELAY - 0.1
-    assert all(status in {"503", "refused"} for at, status in readiness if at > first_503)
+    # Never ready again once it turned. One probe may fail otherwise than refused: a connection
+    # still in the kernel's accept queue when the listener closes is reset (seen once in a full
+    # `make test` on 2 busy cores); a balancer counts both as a failed probe.
+    after_503 = [status for at, status in readiness if at > first_503]
+    assert set(after_503) <= {"503", "refused", "error"}, after_503
+    assert after_503.count("error") <= 1, after_503
     assert after_signal, "requests routed during the shutdown delay must be served"
     # The slow uploads were in flight when the listener closed, and still completed.
     assert [o.status for o in uploads_done] == [201] * SLOW_UPLOADS
