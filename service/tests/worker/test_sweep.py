@@ -18,7 +18,7 @@ from app.core.database import create_engine
 from app.core.settings import Settings
 from app.idempotency.sweep import SWEEP_LOCK_ID, IdempotencySweeper
 from app.idempotency.tables import idempotency_keys
-from app.identity.infrastructure.tables import users
+from app.identity.infrastructure.unit_of_work import SqlIdentityUnitOfWork
 from app.worker import build_sweeper, serve
 from service.tests.builders import a_user
 from service.tests.worker.conftest import add_events, wait_for, worker_settings
@@ -49,18 +49,10 @@ async def add_keys(engine: AsyncEngine, *, expired: int, live: int) -> set[str]:
         }
         for i in range(expired + live)
     ]
+    async with SqlIdentityUnitOfWork(engine) as uow:
+        await uow.users.add(user)
+        await uow.commit()
     async with engine.begin() as conn:
-        await conn.execute(
-            insert(users).values(
-                id=user.id,
-                email=user.email,
-                name=user.name,
-                password_hash=user.password_hash,
-                role=user.role.value,
-                created_at=user.created_at,
-                updated_at=user.updated_at,
-            )
-        )
         await conn.execute(insert(idempotency_keys), rows)
     return {row["key"] for row in rows if row["key"].startswith("live")}
 
