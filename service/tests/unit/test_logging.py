@@ -2,13 +2,17 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 
 from app.observability.context import accept_or_generate_request_id, set_request_id, set_user_id
 from app.observability.logging import JsonFormatter
 
+RECORD_CREATED = 1_764_000_000.123456
+
 
 def render(record_extra: dict[str, object], message: str = "event") -> dict[str, object]:
     record = logging.LogRecord("app.test", logging.INFO, __file__, 1, message, (), None)
+    record.created = RECORD_CREATED
     for key, value in record_extra.items():
         setattr(record, key, value)
     return json.loads(JsonFormatter().format(record))  # type: ignore[no-any-return]
@@ -26,6 +30,10 @@ def test_a_line_is_one_json_object_with_the_request_context() -> None:
     assert line["user_id"] == "user-9"
     assert line["level"] == "info"
     assert (line["route"], line["status"]) == ("/api/v1/projects", 200)
+    # RFC 3339 in UTC with "Z", the record's own time (not the formatting time).
+    stamp = str(line["timestamp"])
+    assert stamp.endswith("Z")
+    assert datetime.fromisoformat(stamp) == datetime.fromtimestamp(RECORD_CREATED, UTC)
 
 
 def test_secrets_are_redacted_wherever_they_sit() -> None:
