@@ -622,6 +622,18 @@ def saturation_board(spec: SloSpec, environment: str) -> Board:
             thresholds=_thresholds((None, "red"), (t.certificate_expiry_days * 86400, "green")),
         ),
     )
+    # Last, so the panel ids that alert links point at stay as they were.
+    b.panel(
+        "saturation-idempotency-sweep",
+        graph(
+            "Expired idempotency keys swept",
+            "Rows per second the worker's periodic sweep deletes (IDEMPOTENCY_SWEEP_INTERVAL_SECONDS); "
+            "flat at zero while keys keep expiring means no replica sweeps.",
+            "ops",
+            [(f"sum by (job) (rate(idempotency_keys_swept_total{{{SCOPE}}}[{RATE}]))", "{{job}}")],
+            width=8,
+        ),
+    )
     return b
 
 
