@@ -1,17 +1,19 @@
-"""Rate limits per route class, keyed by user or client IP, with the `limits` library.
+"""Rate limits per route class, keyed by user or client IP.
 
 Route classes (limits from settings, "N/period", several separated by ";"):
 - read: GET/HEAD/OPTIONS on the API, per user when a valid token is presented, else per client IP;
 - write: every other method, keyed the same way;
 - login: per client IP + email (on top of write), so one address cannot be brute-forced;
 - register: per client IP (on top of write).
-Health probes and /metrics are not under the API routers and are never limited.
+Read and write are counted by RateLimitMiddleware for every path under /api/, before
+routing; health probes and /metrics are outside it and never limited.
 
 Moving window: at most N hits in any period-long window, and an exact Retry-After
 (when the oldest hit leaves the window).
 
-Storage: Redis when REDIS_URL is set, so every pod shares the counters; process memory
-otherwise. When Redis fails (down, slow beyond REDIS_TIMEOUT_SECONDS), the request is
+Storage: Redis when REDIS_URL is set, so every pod shares the counters (one Lua script per
+check, MOVING_WINDOW_SCRIPT, over a pipelined connection); the `limits` library's moving
+window in process memory otherwise. When Redis fails (down, slow beyond REDIS_TIMEOUT_SECONDS), the request is
 never refused because of it: the limiter logs a warning, counts
 rate_limit_storage_errors_total, and judges requests from per-process memory counters
 for RATE_LIMIT_REDIS_RETRY_SECONDS before trying Redis again (a circuit breaker), so a
@@ -122,7 +124,7 @@ end
 return 0
 """
 _SCRIPT_SHA = hashlib.sha1(MOVING_WINDOW_SCRIPT.encode(), usedforsecurity=False).hexdigest()
-_STORAGE_ERRORS = (RedisReplyError, ConnectionError, OSError, TimeoutError)
+_STORAGE_ERRORS = (RedisReplyError, OSError)  # OSError covers ConnectionError and TimeoutError
 
 
 class RateLimiter:
@@ -135,7 +137,11 @@ class RateLimiter:
             RouteClass.WRITE: parse_many(settings.rate_limit_write),
             RouteClass.READ: parse_many(settings.rate_limit_read),
         }
-        # Script arguments per route class: (limit, window seconds) for each of its limits.
+        # Per route class, built once: each limit's key suffix, and the script's arguments,
+        # (limit, window seconds) for each of its limits.
+        self._key_suffixes = {
+            route_class: [f":{item}" for item in items] for route_class, items in self._limits.items()
+        }
         self._windows = {
             route_class: [arg for item in items for arg in (item.amount, item.get_expiry())]
             for route_class, items in self._limits.items()
@@ -171,8 +177,8 @@ class RateLimiter:
         """Seconds to wait (0: counted) by the counters every pod shares, or None without Redis."""
         if self._redis is None or not self._breaker.allow():
             return None
-        subject = ":".join(identity)
-        keys = [f"ratelimit:{route_class.value}:{subject}:{item}" for item in self._limits[route_class]]
+        prefix = f"ratelimit:{route_class.value}:{':'.join(identity)}"
+        keys = [prefix + suffix for suffix in self._key_suffixes[route_class]]
         try:
             # Connect and command in one bound: a hung Redis costs one timeout per retry period.
             async with asyncio.timeout(self._timeout):
