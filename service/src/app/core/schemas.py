@@ -48,9 +48,6 @@ class ModelJson:
             raise TypeError(f"{model.__name__}: fields {unsupported} need pydantic to serialize")
         self._fields = tuple((field.alias or name, name) for name, field in model.model_fields.items())
 
-    def fields(self, obj: object) -> dict[str, Any]:
-        return {alias: getattr(obj, name) for alias, name in self._fields}
-
     def many(self, objs: Iterable[object]) -> list[dict[str, Any]]:
         fields = self._fields
         return [{alias: getattr(obj, name) for alias, name in fields} for obj in objs]
