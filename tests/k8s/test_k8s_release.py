@@ -37,15 +37,22 @@ def test_no_digest_is_committed() -> None:
 
 
 def test_preview_for_a_pull_request(k8s_copy: Path) -> None:
-    """`python -m kit.k8s_overlays preview --pr 123`: namespace pr-123 and its own host."""
+    """`python -m kit.k8s_overlays preview --pr 123`: namespace reference-service-pr-123, its own host."""
     assert k8s_overlays.main(["preview", "--pr", "123", "--k8s-dir", str(k8s_copy)]) == 0
     objects = k8s_checks.render(k8s_copy / "overlays" / "preview")
-    expected = expectations("preview", namespace="pr-123", host="pr-123.preview.example.com")
+    expected = expectations(
+        "preview", namespace="reference-service-pr-123", host="pr-123.preview.example.com"
+    )
     assert k8s_checks.policy_violations(objects, expected) == []
-    assert {obj["metadata"].get("namespace") for obj in objects if obj["kind"] != "Namespace"} == {"pr-123"}
+    assert {obj["metadata"].get("namespace") for obj in objects if obj["kind"] != "Namespace"} == {
+        "reference-service-pr-123"
+    }
     namespace = of_kind(objects, "Namespace")[0]["metadata"]
-    assert namespace["name"] == "pr-123"
+    assert namespace["name"] == "reference-service-pr-123"
     assert namespace["labels"]["app.kubernetes.io/instance"] == "reference-service-pr-123"
     assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     # The committed placeholder is untouched.
-    assert "namespace: pr-0" in (K8S / "overlays" / "preview" / "kustomization.yaml").read_text()
+    assert (
+        "namespace: reference-service-pr-0\n"
+        in (K8S / "overlays" / "preview" / "kustomization.yaml").read_text()
+    )
