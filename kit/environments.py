@@ -102,7 +102,7 @@ class ClusterSettings(_Model):
 
 
 class DatabaseSettings(_Model):
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,53}$")  # room for the _migrator role suffix
     engine_version: str = Field(pattern=r"^\d+(\.\d+)?$")
     instance_class: str = Field(pattern=r"^db\.")
     allocated_storage_gib: int = Field(ge=20)
