@@ -32,6 +32,13 @@ PINNED_IMAGE = re.compile(
 )
 
 
+def image_problem(image: str) -> str | None:
+    """Why `image` does not name one build, or None when it does."""
+    if PINNED_IMAGE.match(image):
+        return None
+    return f"{image!r} is not registry/repository:tag (not latest) or registry/repository@sha256:<digest>"
+
+
 class StackConfigError(pulumi.RunError):
     """The stack configuration is invalid; the message holds one line per problem."""
 
@@ -76,8 +83,9 @@ class StackSettings(BaseModel):
     @field_validator("image")
     @classmethod
     def _pinned(cls, value: str | None) -> str | None:
-        if value is not None and not PINNED_IMAGE.match(value):
-            raise ValueError(f"{value!r} is not registry/repository:tag (not latest) or @sha256:<digest>")
+        problem = image_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("cluster_admin_role_arns", "budget", mode="before")
