@@ -136,9 +136,8 @@ def sweep(cli: PulumiCli, now: float, dry_run: bool = False) -> list[int]:
         if expires_at > now:
             print(f"{stack}: expires in {int(expires_at - now) // 60} min: kept")
             continue
-        print(
-            f"{stack}: expired {int(now - expires_at) // 60} min ago: {'would destroy' if dry_run else 'destroying'}"
-        )
+        action = "would destroy" if dry_run else "destroying"
+        print(f"{stack}: expired {int(now - expires_at) // 60} min ago: {action}")
         if not dry_run:
             close_preview(cli, number)
         swept.append(number)
