@@ -7,6 +7,7 @@ included, so no component has to remember to tag what it creates.
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
@@ -26,7 +27,9 @@ def is_taggable(type_token: str) -> bool:
     module_path, _, class_name = rest.partition(":")
     module = module_path.split("/")[0]
     try:
-        sdk = importlib.import_module("pulumi_aws" if module == "index" else f"pulumi_aws.{module}")
+        with warnings.catch_warnings():  # the SDK warns about its own deprecated classes on import
+            warnings.simplefilter("ignore", DeprecationWarning)
+            sdk = importlib.import_module("pulumi_aws" if module == "index" else f"pulumi_aws.{module}")
     except ImportError:
         return False
     args = getattr(sdk, f"{class_name}Args", None)

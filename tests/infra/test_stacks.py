@@ -1,0 +1,333 @@
+"""The whole program under mocks for dev, staging, prod and a pr-123 preview: what each creates."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from infra.components.addons import CHARTS, GATEWAY_DIRECTORY
+from infra.components.observability import RETENTION
+from infra.transforms import is_taggable
+from kit import environments
+from kit.paths import DASHBOARDS, K8S
+from tests.infra.support import DEV_OUTPUTS, PR_IMAGE, STACKS, TEST_SECRETS, Run, stack_config
+
+CONFIG = environments.load()
+ENVIRONMENT_STACKS = ("dev", "staging", "prod")
+AWS_SERVERS = (
+    "aws:ec2/vpc:Vpc",
+    "aws:ec2/subnet:Subnet",
+    "aws:ec2/natGateway:NatGateway",
+    "aws:eks/cluster:Cluster",
+    "aws:eks/nodeGroup:NodeGroup",
+    "aws:rds/instance:Instance",
+    "aws:elasticache/replicationGroup:ReplicationGroup",
+    "aws:ecr/repository:Repository",
+)
+
+
+def test_every_stack_runs_without_error(runs: dict[str, Run]) -> None:
+    for stack in STACKS:
+        assert runs[stack].error is None, f"{stack}: {runs[stack].error}"
+        assert runs[stack].resources, stack
+
+
+@pytest.mark.parametrize("stack", ENVIRONMENT_STACKS)
+def test_environment_stack_creates_the_platform(runs: dict[str, Run], stack: str) -> None:
+    run = runs[stack]
+    settings = CONFIG.get(stack).infra
+    assert settings is not None
+    for component in (
+        "Network",
+        "Cluster",
+        "Database",
+        "Cache",
+        "Registry",
+        "Addons",
+        "Observability",
+        "App",
+        "Budget",
+    ):
+        assert run.of_type(f"platform:infra:{component}"), component
+    subnets = run.of_type("aws:ec2/subnet:Subnet")
+    assert len(subnets) == 2 * settings.network.availability_zones
+    assert len({s.inputs["availabilityZone"] for s in subnets}) == settings.network.availability_zones
+    cluster = run.one("aws:eks/cluster:Cluster")
+    assert cluster.inputs["version"] == settings.cluster.kubernetes_version
+    assert cluster.inputs["accessConfig"]["authenticationMode"] == "API"
+    assert cluster.inputs["encryptionConfig"]["resources"] == ["secrets"]
+    nodes = run.one("aws:eks/nodeGroup:NodeGroup").inputs
+    assert nodes["scalingConfig"] == {
+        "minSize": settings.cluster.node_group.min_size,
+        "desiredSize": settings.cluster.node_group.desired_size,
+        "maxSize": settings.cluster.node_group.max_size,
+    }
+    assert nodes["instanceTypes"] == settings.cluster.node_group.instance_types
+    oidc = run.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider").inputs
+    assert oidc["clientIdLists"] == ["sts.amazonaws.com"]
+    assert oidc["url"].startswith("https://oidc.eks.")
+    # IRSA: External Secrets may assume its role only as its own service account.
+    trusts = [json.loads(r.inputs["assumeRolePolicy"]) for r in run.of_type("aws:iam/role:Role")]
+    subjects = {
+        value
+        for trust in trusts
+        for statement in trust["Statement"]
+        for key, value in statement.get("Condition", {}).get("StringEquals", {}).items()
+        if key.endswith(":sub")
+    }
+    assert subjects == {
+        "system:serviceaccount:external-secrets:external-secrets",
+        "system:serviceaccount:kube-system:ebs-csi-controller-sa",
+    }
+    addons = {a.inputs["addonName"]: a.inputs for a in run.of_type("aws:eks/addon:Addon")}
+    assert set(addons) == {"vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver"}
+    assert json.loads(addons["vpc-cni"]["configurationValues"]) == {"enableNetworkPolicy": "true"}
+
+
+def test_nat_gateways_follow_the_settings(runs: dict[str, Run]) -> None:
+    assert len(runs["dev"].of_type("aws:ec2/natGateway:NatGateway")) == 1
+    assert len(runs["staging"].of_type("aws:ec2/natGateway:NatGateway")) == 1
+    assert len(runs["prod"].of_type("aws:ec2/natGateway:NatGateway")) == 3
+    # prod: each private subnet's default route leaves through its own zone's NAT gateway.
+    routes = [r.inputs for r in runs["prod"].of_type("aws:ec2/route:Route") if "natGatewayId" in r.inputs]
+    assert len({r["natGatewayId"] for r in routes}) == 3
+    dev_routes = [r.inputs for r in runs["dev"].of_type("aws:ec2/route:Route") if "natGatewayId" in r.inputs]
+    assert len(dev_routes) == 3
+    assert len({r["natGatewayId"] for r in dev_routes}) == 1
+
+
+def _database(run: Run) -> Any:
+    return run.one("aws:rds/instance:Instance")
+
+
+def test_prod_database_is_multi_az_protected_and_keeps_a_final_snapshot(runs: dict[str, Run]) -> None:
+    db = _database(runs["prod"])
+    assert db.protect
+    assert db.inputs["multiAz"] is True
+    assert db.inputs["deletionProtection"] is True
+    assert db.inputs["skipFinalSnapshot"] is False
+    assert db.inputs["finalSnapshotIdentifier"] == "reference-service-prod-final"
+    assert db.inputs["backupRetentionPeriod"] == 14
+
+
+@pytest.mark.parametrize("stack", ENVIRONMENT_STACKS)
+def test_every_database_is_encrypted_private_and_aws_keeps_its_password(
+    runs: dict[str, Run], stack: str
+) -> None:
+    db = _database(runs[stack]).inputs
+    assert db["storageEncrypted"] is True
+    assert db["publiclyAccessible"] is False
+    assert db["manageMasterUserPassword"] is True
+    assert "password" not in db
+    assert db["backupRetentionPeriod"] >= 1
+    params = runs[stack].one("aws:rds/parameterGroup:ParameterGroup").inputs["parameters"]
+    assert {p["name"]: p["value"] for p in params}["rds.force_ssl"] == "1"
+
+
+def test_dev_database_is_cheap_and_disposable(runs: dict[str, Run]) -> None:
+    db = _database(runs["dev"])
+    assert not db.protect
+    assert db.inputs["multiAz"] is False
+    assert db.inputs["skipFinalSnapshot"] is True
+
+
+@pytest.mark.parametrize(("stack", "tls"), [("dev", False), ("staging", True), ("prod", True)])
+def test_cache_uses_tls_and_a_token_in_staging_and_prod(runs: dict[str, Run], stack: str, tls: bool) -> None:
+    cache = runs[stack].one("aws:elasticache/replicationGroup:ReplicationGroup").inputs
+    assert cache["atRestEncryptionEnabled"] is True
+    assert cache.get("transitEncryptionEnabled", False) is tls
+    assert bool(cache.get("authToken")) is tls
+    url = runs[stack].outputs["cacheUrl"]
+    assert url.startswith("rediss://:" if tls else "redis://")
+
+
+@pytest.mark.parametrize("stack", ENVIRONMENT_STACKS)
+def test_registry_is_immutable_scanned_and_expires_old_images(runs: dict[str, Run], stack: str) -> None:
+    repo = runs[stack].one("aws:ecr/repository:Repository").inputs
+    assert repo["imageTagMutability"] == "IMMUTABLE"
+    assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
+    policy = json.loads(runs[stack].one("aws:ecr/lifecyclePolicy:LifecyclePolicy").inputs["policy"])
+    assert {rule["selection"]["tagStatus"] for rule in policy["rules"]} == {"untagged", "any"}
+
+
+@pytest.mark.parametrize("stack", ENVIRONMENT_STACKS)
+def test_addons_are_pinned_charts_and_prometheus_keeps_35_days(runs: dict[str, Run], stack: str) -> None:
+    charts = {c.inputs["name"]: c.inputs for c in runs[stack].of_type("kubernetes:helm.sh/v4:Chart")}
+    assert set(charts) == set(CHARTS)
+    for name, chart in charts.items():
+        assert chart["version"] == CHARTS[name].version
+        assert chart["version"][0].isdigit() or chart["version"].startswith("v")
+    prometheus = charts["kube-prometheus-stack"]["values"]["prometheus"]["prometheusSpec"]
+    assert prometheus["retention"] == RETENTION == "35d"
+    assert prometheus["ruleSelectorNilUsesHelmValues"] is False
+    assert charts["prometheus-pushgateway"]["namespace"] == "monitoring"
+    assert charts["prometheus-pushgateway"]["values"]["fullnameOverride"] == "prometheus-pushgateway"
+    eso = charts["external-secrets"]["values"]["serviceAccount"]["annotations"]
+    assert eso["eks.amazonaws.com/role-arn"].startswith("arn:")
+    dashboards = runs[stack].of_type("kubernetes:core/v1:ConfigMap")
+    dashboard_maps = [
+        d for d in dashboards if d.inputs["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
+    ]
+    assert sorted(d.inputs["metadata"]["name"] for d in dashboard_maps) == sorted(
+        f"dashboard-{p.stem}" for p in DASHBOARDS.glob("*.json")
+    )
+    for config_map in dashboard_maps:
+        (content,) = config_map.inputs["data"].values()
+        assert json.loads(content)["uid"]
+
+
+@pytest.mark.parametrize("stack", ENVIRONMENT_STACKS)
+def test_kustomize_directories_exist_and_point_at_the_right_overlay(runs: dict[str, Run], stack: str) -> None:
+    directories = {d.inputs["directory"] for d in runs[stack].of_type("kubernetes:kustomize/v2:Directory")}
+    assert directories == {str(K8S / "overlays" / stack), str(GATEWAY_DIRECTORY)}
+    for directory in directories:
+        assert (K8S / directory / "kustomization.yaml").is_file(), directory
+
+
+@pytest.mark.parametrize("stack", ENVIRONMENT_STACKS)
+def test_secret_wiring_via_external_secrets(runs: dict[str, Run], stack: str) -> None:
+    env = CONFIG.get(stack)
+    store = runs[stack].one("kubernetes:external-secrets.io/v1:ClusterSecretStore").inputs
+    assert store["spec"]["provider"]["aws"]["service"] == "SecretsManager"
+    external = {
+        e.inputs["metadata"]["name"]: e.inputs
+        for e in runs[stack].of_type("kubernetes:external-secrets.io/v1:ExternalSecret")
+    }
+    app = external["reference-service-secrets"]
+    assert app["metadata"]["namespace"] == env.namespace
+    templates = app["spec"]["target"]["template"]["data"]
+    assert {"DATABASE_URL", "MIGRATION_DATABASE_URL", "REDIS_URL", "JWT_SECRET", "WEBHOOK_URL"} <= set(
+        templates
+    )
+    assert templates["DATABASE_URL"].startswith("postgresql+asyncpg://reference_service_app:{{ .app_password")
+    assert templates["MIGRATION_DATABASE_URL"].startswith("postgresql+asyncpg://reference_service_migrator:")
+    assert app["spec"]["dataFrom"] == [{"extract": {"key": f"reference-service/{stack}/app"}}]
+    # The role bootstrap reads the master credentials from the secret RDS manages.
+    bootstrap = external["reference-service-db-roles"]["spec"]["data"]
+    master_arn = _database(runs[stack]).inputs.get("identifier")
+    assert {d["remoteRef"]["property"] for d in bootstrap} >= {"username", "password"}
+    assert all(
+        "rds!" in d["remoteRef"]["key"] for d in bootstrap if d["secretKey"] in ("username", "password")
+    )
+    assert master_arn == f"reference-service-{stack}"
+    job = runs[stack].one("kubernetes:batch/v1:Job").inputs
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["envFrom"] == [{"secretRef": {"name": "reference-service-db-roles"}}]
+    assert container["securityContext"]["runAsNonRoot"] is True
+    # No secret value is written into any Kubernetes object of an environment stack.
+    for resource in runs[stack].resources:
+        text = json.dumps(resource.inputs)
+        for value in TEST_SECRETS.values():
+            if resource.type.startswith("kubernetes:"):
+                assert value not in text, resource.name
+
+
+@pytest.mark.parametrize("stack", ENVIRONMENT_STACKS)
+def test_budget_alerts_on_actual_and_forecast(runs: dict[str, Run], stack: str) -> None:
+    budget = runs[stack].one("aws:budgets/budget:Budget").inputs
+    config = stack_config(stack)["reference-platform:budget"]
+    assert budget["limitAmount"] == f"{config['monthlyLimitUsd']:.2f}"
+    assert budget["costFilters"] == [{"name": "TagKeyValue", "values": [f"user:environment${stack}"]}]
+    kinds = {n["notificationType"]: n for n in budget["notifications"]}
+    assert set(kinds) == {"ACTUAL", "FORECASTED"}
+    for notification in kinds.values():
+        assert notification["subscriberEmailAddresses"] == config["recipients"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_taggable_resource_carries_the_cost_tags(runs: dict[str, Run], stack: str) -> None:
+    config = stack_config(stack)
+    taggable = [r for r in runs[stack].resources if is_taggable(r.type)]
+    assert taggable
+    environment = "preview" if stack.startswith("pr-") else stack
+    for resource in taggable:
+        tags = resource.inputs.get("tags") or {}
+        assert tags.get("environment") == environment, resource.name
+        assert tags.get("owner") == config["reference-platform:owner"], resource.name
+        assert tags.get("cost-center") == config["reference-platform:costCenter"], resource.name
+        assert (tags.get("pr") == "123") if environment == "preview" else ("pr" not in tags), resource.name
+    # Resources whose type takes no tags are left alone.
+    assert not any("tags" in r.inputs for r in runs[stack].resources if r.type == "aws:ec2/route:Route")
+
+
+def test_environment_outputs(runs: dict[str, Run]) -> None:
+    for stack in ENVIRONMENT_STACKS:
+        outputs = runs[stack].outputs
+        env = CONFIG.get(stack)
+        assert json.loads(outputs["kubeconfig"])["users"][0]["user"]["exec"]["command"] == "aws"
+        assert outputs["clusterName"] == f"reference-service-{stack}"
+        assert outputs["serviceUrl"] == env.base_url
+        assert outputs["registryUrl"].endswith(f"/reference-service/{stack}")
+        assert outputs["databaseEndpoint"]
+        assert outputs["cacheEndpoint"]
+    # Only dev hosts previews: only dev hands out the preview admin's secret.
+    assert "previewAdminSecretArn" in runs["dev"].outputs
+    assert "previewAdminSecretArn" not in runs["prod"].outputs
+
+
+def test_preview_creates_no_network_cluster_or_database_server(runs: dict[str, Run]) -> None:
+    run = runs["pr-123"]
+    for type_token in AWS_SERVERS:
+        assert run.of_type(type_token) == [], type_token
+    assert {r.type for r in run.resources if r.type.startswith("aws:")} == {"aws:budgets/budget:Budget"}
+    reference = run.one("pulumi:pulumi:StackReference").inputs
+    assert reference["name"] == stack_config("pr-123")["reference-platform:devStack"]
+
+
+def test_preview_gets_its_own_database_and_roles_on_the_dev_server(runs: dict[str, Run]) -> None:
+    run = runs["pr-123"]
+    server = run.one("pulumi:providers:postgresql").inputs
+    assert server["host"] == DEV_OUTPUTS["databaseAddress"]
+    assert server["username"] == "preview_admin"
+    assert server["sslmode"] == "require"
+    database = run.one("postgresql:index/database:Database").inputs
+    assert database["name"] == "preview_pr_123"
+    assert database["owner"] == "preview_pr_123_migrator"
+    roles = {r.inputs["name"] for r in run.of_type("postgresql:index/role:Role")}
+    assert roles == {"preview_pr_123_app", "preview_pr_123_migrator"}
+    defaults = {
+        d.inputs["objectType"]: d.inputs
+        for d in run.of_type("postgresql:index/defaultPrivileges:DefaultPrivileges")
+    }
+    assert set(defaults["table"]["privileges"]) == {"SELECT", "INSERT", "UPDATE", "DELETE"}
+    assert defaults["table"]["owner"] == "preview_pr_123_migrator"
+    assert defaults["table"]["role"] == "preview_pr_123_app"
+
+
+def test_preview_deploys_the_overlay_in_its_namespace_with_the_pr_image(runs: dict[str, Run]) -> None:
+    run = runs["pr-123"]
+    directory = run.one("kubernetes:kustomize/v2:Directory").inputs
+    assert directory["directory"] == str(K8S / "overlays" / "preview")
+    assert directory["namespace"] == "reference-service-pr-123"
+    secret = run.one("kubernetes:core/v1:Secret").inputs
+    assert secret["metadata"] == {
+        "name": "reference-service-secrets",
+        "namespace": "reference-service-pr-123",
+        "labels": {
+            "preview.kit/pr": "123",
+            "preview.kit/expires-at": secret["metadata"]["labels"]["preview.kit/expires-at"],
+        },
+    }
+    data = secret["stringData"]
+    assert data["DATABASE_URL"].startswith("postgresql+asyncpg://preview_pr_123_app:")
+    assert data["DATABASE_URL"].endswith(f"@{DEV_OUTPUTS['databaseAddress']}:5432/preview_pr_123?ssl=require")
+    assert data["MIGRATION_DATABASE_URL"].startswith("postgresql+asyncpg://preview_pr_123_migrator:")
+    assert data["REDIS_URL"] == DEV_OUTPUTS["cacheUrl"]
+    assert data["WEBHOOK_URL"] == TEST_SECRETS["webhookUrl"]
+    outputs = run.outputs
+    assert outputs["serviceUrl"] == "https://pr-123.preview.example.com"
+    assert outputs["namespace"] == "reference-service-pr-123"
+    assert outputs["image"] == PR_IMAGE
+    ttl = CONFIG.get("preview").ttl_hours
+    assert ttl is not None
+    assert time.time() + ttl * 3600 - 120 < outputs["expiresAt"] <= time.time() + ttl * 3600
+    assert secret["metadata"]["labels"]["preview.kit/expires-at"] == str(outputs["expiresAt"])
+
+
+def test_preview_budget_counts_the_pull_requests_tag(runs: dict[str, Run]) -> None:
+    budget = runs["pr-123"].one("aws:budgets/budget:Budget").inputs
+    assert budget["name"] == "reference-service-pr-123"
+    assert budget["costFilters"] == [{"name": "TagKeyValue", "values": ["user:pr$123"]}]
