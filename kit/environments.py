@@ -256,7 +256,8 @@ class EnvironmentsConfig(_Model):
 def _problems(error: ValidationError) -> list[str]:
     lines = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"])
+        # A refused mapping key shows up as an extra "[key]" step after the key itself.
+        where = ".".join(str(part) for part in item["loc"] if part != "[key]")
         message = str(item["msg"]).removeprefix("Value error, ")
         # A model-level check names its key first ("replicas: ..."): append it to the path.
         key, sep, rest = message.partition(": ")
