@@ -97,6 +97,28 @@ k8s-check: venv ## render every overlay; schema (k8s 1.30/1.32/1.34), policy, ch
 	@command -v promtool >/dev/null || { echo "promtool is missing: make system-deps (Debian package prometheus)"; exit 1; }
 	.venv/bin/pytest -p no:cacheprovider --no-cov tests/k8s
 
+# --- Pulumi (infra/) ------------------------------------------------------------
+PR    ?=
+IMAGE ?=
+
+.PHONY: infra-check
+infra-check: venv ## Pulumi program under mocks (dev, staging, prod, pr-123), policies, schemas, preview CLI
+	.venv/bin/pytest -p no:cacheprovider --no-cov tests/infra
+
+.PHONY: preview
+preview: venv ## deploy pull request PR=<n> with IMAGE=<ref> as stack pr-<n> on the dev cluster (Pulumi CLI)
+	@[ -n "$(PR)" ] && [ -n "$(IMAGE)" ] || { echo "usage: make preview PR=<n> IMAGE=<ref>"; exit 2; }
+	$(PY) -m infra.previews up --pr $(PR) --image $(IMAGE)
+
+.PHONY: preview-destroy
+preview-destroy: venv ## destroy the preview of pull request PR=<n> and remove its stack
+	@[ -n "$(PR)" ] || { echo "usage: make preview-destroy PR=<n>"; exit 2; }
+	$(PY) -m infra.previews destroy --pr $(PR)
+
+.PHONY: preview-sweep
+preview-sweep: venv ## destroy every preview past its expiry (stack output expiresAt)
+	$(PY) -m infra.previews sweep
+
 # --- load tests and benchmark -------------------------------------------------
 HOST    ?=
 SHAPE   ?= fixed
