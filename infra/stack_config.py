@@ -51,10 +51,18 @@ class Budget(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     monthly_limit_usd: float = Field(alias="monthlyLimitUsd", gt=0)
-    recipients: list[Annotated[str, Field(pattern=EMAIL)]] = Field(min_length=1)
+    recipients: list[str] = Field(min_length=1)
     # Percentages of the limit at which the recipients are told (actual spend / forecast).
     actual_alert_percent: float = Field(default=80, alias="actualAlertPercent", gt=0)
     forecast_alert_percent: float = Field(default=100, alias="forecastAlertPercent", gt=0)
+
+    @field_validator("recipients")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        wrong = [address for address in value if not re.match(EMAIL, address)]
+        if wrong:
+            raise ValueError(f"not an e-mail address: {', '.join(wrong)}")
+        return value
 
 
 class StackSettings(BaseModel):

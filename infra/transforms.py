@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
@@ -42,9 +42,7 @@ def _merged(existing: Any, extra: Mapping[str, str]) -> Any:
     return pulumi.Output.from_input(existing).apply(lambda value: {**(value or {}), **extra})
 
 
-def stack_transform(
-    tags: Mapping[str, str], labels: Mapping[str, str]
-) -> Callable[[pulumi.ResourceTransformArgs], pulumi.ResourceTransformResult | None]:
+def stack_transform(tags: Mapping[str, str], labels: Mapping[str, str]) -> pulumi.ResourceTransform:
     """Cost-allocation `tags` on every taggable AWS resource, `labels` on every Kubernetes object."""
 
     def transform(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
@@ -75,9 +73,7 @@ def _retag(containers: list[dict[str, Any]], repository: str, image: str) -> lis
     ]
 
 
-def image_transform(
-    repository: str, image: str
-) -> Callable[[pulumi.ResourceTransformArgs], pulumi.ResourceTransformResult | None]:
+def image_transform(repository: str, image: str) -> pulumi.ResourceTransform:
     """Run `image` in every container whose image comes from `repository` (the overlay's image)."""
 
     def transform(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:

@@ -177,7 +177,8 @@ class Preview(pulumi.ComponentResource):
         k8s.core.v1.Secret(
             f"{name}-secrets",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=SECRET_NAME, namespace=self.namespace),
-            string_data=pulumi.Output.secret(
+            # Secret Outputs in, secret Output out: the values are never plain in state.
+            string_data=(
                 pulumi.Output.all(
                     db_host,
                     db_port,

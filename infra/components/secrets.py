@@ -59,7 +59,8 @@ class AppSecrets(pulumi.ComponentResource):
         aws.secretsmanager.SecretVersion(
             f"{name}-version",
             secret_id=secret.id,
-            secret_string=pulumi.Output.secret(pulumi.Output.json_dumps(values)),
+            # The random passwords are secret Outputs, so the JSON is one too (never plain in state).
+            secret_string=pulumi.Output.json_dumps(values),
             opts=child,
         )
         self.preview_admin_arn = None
@@ -74,9 +75,7 @@ class AppSecrets(pulumi.ComponentResource):
             aws.secretsmanager.SecretVersion(
                 f"{name}-preview-admin",
                 secret_id=admin.id,
-                secret_string=pulumi.Output.secret(
-                    pulumi.Output.json_dumps({"preview_admin_password": password("preview-admin")})
-                ),
+                secret_string=pulumi.Output.json_dumps({"preview_admin_password": password("preview-admin")}),
                 opts=child,
             )
             self.preview_admin_arn = admin.arn

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pulumi_policy import (
     EnforcementLevel,
+    Policy,
     PolicyResource,
     ReportViolation,
     ResourceValidationArgs,
@@ -45,7 +46,7 @@ def _stack_policy(name: str, description: str, validate: StackValidator) -> Stac
     )
 
 
-def all_policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
+def all_policies() -> list[Policy]:
     return [
         *(_resource_policy(name, text, fn) for name, (text, fn) in RESOURCE_VALIDATORS.items()),
         *(_stack_policy(name, text, fn) for name, (text, fn) in STACK_VALIDATORS.items()),

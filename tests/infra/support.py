@@ -161,16 +161,16 @@ class RecordingMocks(pulumi.runtime.Mocks):
         )
         return f"{args.name}-id", {**props, **_outputs_for(args.typ, args.name, props)}
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[Any, Any]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             return {
                 "names": ["eu-west-1a", "eu-west-1b", "eu-west-1c"],
                 "zoneIds": ["a", "b", "c"],
                 "id": "eu-west-1",
-            }
+            }, []
         if args.token == "aws:secretsmanager/getSecretVersion:getSecretVersion":
             secret = json.dumps({"preview_admin_password": PREVIEW_ADMIN_PASSWORD})
-            return {"arn": args.args.get("secretId"), "secretString": secret, "id": "v1"}
+            return {"arn": args.args.get("secretId"), "secretString": secret, "id": "v1"}, []
         raise AssertionError(f"unexpected invoke {args.token}")
 
 
@@ -182,7 +182,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def RegisterResource(self, request: Any) -> Any:
         if request.protect:
             self.mocks.protected.add((request.type, request.name))
-        return super().RegisterResource(request)
+        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
 
 def run_stack(stack: str, config: dict[str, Any] | None = None, secrets: dict[str, str] | None = None) -> Run:
@@ -201,8 +201,12 @@ def run_stack(stack: str, config: dict[str, Any] | None = None, secrets: dict[st
         as_runtime_config(all_values), secret_keys=[f"{PROJECT}:{key}" for key in secret_values]
     )
     error: BaseException | None = None
+
+    def program() -> None:
+        runpy.run_path(str(MAIN), run_name="__main__")
+
     try:
-        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(MAIN), run_name="__main__")))  # type: ignore[func-returns-value]
+        _sync_await(run_pulumi_func(program))
     except Exception as raised:
         error = raised
     outputs: dict[str, Any] = {}

@@ -116,12 +116,14 @@ def test_the_committed_file_is_valid() -> None:
         (
             "environments.prod.infra.cluster.node_group.desired_size",
             20,
-            "environments.prod.infra.cluster.node_group.desired_size: needs min_size <= desired_size <= max_size (got 3 <= 20 <= 9)",
+            "environments.prod.infra.cluster.node_group.desired_size: "
+            "needs min_size <= desired_size <= max_size (got 3 <= 20 <= 9)",
         ),
         (
             "environments.prod.infra.database.final_snapshot",
             False,
-            "environments.prod.infra.database.protect: a protected database needs deletion_protection and final_snapshot too",
+            "environments.prod.infra.database.protect: "
+            "a protected database needs deletion_protection and final_snapshot too",
         ),
         (
             "environments.prod.infra.database.max_allocated_storage_gib",
@@ -131,7 +133,8 @@ def test_the_committed_file_is_valid() -> None:
         (
             "environments.prod.infra.database.backup_retention_days",
             0,
-            "environments.prod.infra.database.backup_retention_days: Input should be greater than or equal to 1",
+            "environments.prod.infra.database.backup_retention_days: "
+            "Input should be greater than or equal to 1",
         ),
         (
             "environments.prod.infra.database.name",
@@ -177,5 +180,5 @@ def test_load_names_the_file(tmp_path: Path) -> None:
         "(the HPA's min/max own the replica count)"
     ]
     bad.write_text("environments: [")
-    with pytest.raises(EnvironmentsError, match="environments.yaml"):
+    with pytest.raises(EnvironmentsError, match=r"environments\.yaml"):
         environments.load(bad)

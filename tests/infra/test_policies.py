@@ -270,6 +270,10 @@ def test_the_pack_reports_through_pulumi_policy() -> None:
     policies = {p.name: p for p in all_policies()}
     assert set(policies) == {*validators.RESOURCE_VALIDATORS, *validators.STACK_VALIDATORS}
     reported: list[str] = []
+
+    def report(message: str, urn: str | None = None) -> None:
+        reported.append(message)
+
     public_db = ResourceValidationArgs(
         validators.RDS_INSTANCE,
         {**GOOD_PROD_DB, "publiclyAccessible": True},
@@ -283,11 +287,11 @@ def test_the_pack_reports_through_pulumi_policy() -> None:
         assert isinstance(policy, ResourceValidationPolicy)
         assert policy.validate is not None
         validate = policy.validate[0] if isinstance(policy.validate, list) else policy.validate
-        validate(public_db, lambda message, urn=None: reported.append(message))
+        validate(public_db, report)
     assert reported == ["publiclyAccessible must be false: the database is reachable from the VPC only"]
     stack_policy = policies["budget-present"]
     assert isinstance(stack_policy, StackValidationPolicy)
     assert stack_policy.validate is not None
     vpc = PolicyResource("aws:ec2/vpc:Vpc", {"tags": TAGS}, "urn", "vpc", _options(False), None, None, [], {})
-    stack_policy.validate(StackValidationArgs([vpc]), lambda message, urn=None: reported.append(message))
+    stack_policy.validate(StackValidationArgs([vpc]), report)
     assert reported[-1].startswith("no aws.budgets.Budget")

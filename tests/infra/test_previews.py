@@ -140,7 +140,7 @@ def test_a_failed_up_restores_the_overlay_and_says_what_failed(fake_pulumi: Any,
 
 def test_open_refuses_a_floating_image_before_calling_pulumi(fake_pulumi: Any, k8s_copy: Path) -> None:
     with pytest.raises(
-        previews.PreviewError, match="--image: 'ghcr.io/example/reference-service:latest' is not"
+        previews.PreviewError, match=r"--image: 'ghcr\.io/example/reference-service:latest' is not"
     ):
         previews.open_preview(
             previews.PulumiCli(), 3, "ghcr.io/example/reference-service:latest", k8s_dir=k8s_copy

@@ -28,7 +28,7 @@ def test_every_problem_is_reported_at_once() -> None:
     problems = failing("dev", config, secrets={})
     assert problems == [
         "reference-platform:budget.monthlyLimitUsd: Input should be greater than 0",
-        "reference-platform:budget.recipients.0: String should match pattern '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$'",
+        "reference-platform:budget.recipients: not an e-mail address: not-an-address",
         "reference-platform:webhookUrl: is not set (pulumi config set --secret webhookUrl ...)",
         "reference-platform:replicas: is not a setting of this project "
         "(per-environment settings: config/environments.yaml)",

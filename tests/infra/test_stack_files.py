@@ -81,3 +81,26 @@ def test_the_duplication_check_would_catch_a_repeated_value() -> None:
     values = {str(v) for _, v in leaves(env)}
     assert "reference-service-prod" in values  # the namespace: a stack file must not repeat it
     assert "db.m6g.large" in values
+
+
+def test_the_project_file_runs_infra_with_the_uv_toolchain() -> None:
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    assert project["name"] == PROJECT
+    assert project["main"] == "infra/"
+    assert project["runtime"] == {"name": "python", "options": {"toolchain": "uv", "virtualenv": ".venv"}}
+    assert (ROOT / project["main"] / "__main__.py").is_file()
+
+
+def test_importing_the_program_creates_nothing() -> None:
+    """No resource, no policy server at import time (a bare interpreter, no Pulumi engine at all)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import infra, infra.program, infra.previews, infra.policy.policies, infra.components.app, "
+        "infra.components.preview; print('imported')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "imported"), result.stderr
