@@ -64,8 +64,7 @@ def secret_or_none(value: object) -> pulumi.Output[str] | None:
 def build_environment(target: Target, catalogue: environments.EnvironmentsConfig) -> None:
     env = target.environment
     infra = env.infra
-    assert infra is not None
-    assert target.region is not None
+    assert infra is not None  # load_target refuses an environment stack without `infra`
     settings = target.settings
     name = f"{SERVICE}-{env.name}"
 
@@ -146,6 +145,7 @@ def build_environment(target: Target, catalogue: environments.EnvironmentsConfig
 
 def build_preview(target: Target, catalogue: environments.EnvironmentsConfig, expires_at: str) -> None:
     settings = target.settings
+    # load_target refuses a preview without these.
     assert target.pull_request is not None
     assert settings.dev_stack
     assert settings.image

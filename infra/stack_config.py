@@ -119,7 +119,7 @@ class Target:
     stack: str
     environment: Environment
     pull_request: int | None
-    region: str | None
+    region: str
     settings: StackSettings
 
     @property
@@ -200,7 +200,7 @@ def load_target(catalogue: EnvironmentsConfig | None = None) -> Target:
         problems += _validation_lines(error, project)
 
     region = pulumi.Config("aws").get("region")
-    if pull_request is None and not region:
+    if not region:  # previews too: their budget and the preview admin's secret live in AWS
         problems.append("aws:region: is not set (pulumi config set aws:region <region>)")
     if settings is not None:
         if pull_request is not None and settings.dev_stack is None:
@@ -213,6 +213,6 @@ def load_target(catalogue: EnvironmentsConfig | None = None) -> Target:
             problems.append(f"{project}:devStack: only previews (pr-<n>) read another stack")
         if pull_request is None and settings.preview_database_tunnel is not None:
             problems.append(f"{project}:previewDatabaseTunnel: only previews (pr-<n>) use it")
-    if problems or env is None or settings is None:
+    if problems or env is None or settings is None or not region:
         raise StackConfigError(problems)
     return Target(stack=stack, environment=env, pull_request=pull_request, region=region, settings=settings)
