@@ -71,7 +71,7 @@ class Run:
     resources: list[Recorded]
     outputs: dict[str, Any]
     error: BaseException | None = None
-    logs: list[str] = field(default_factory=list)
+    secret_outputs: set[str] = field(default_factory=set)
 
     def of_type(self, type_token: str) -> list[Recorded]:
         return [r for r in self.resources if r.type == type_token]
@@ -210,8 +210,12 @@ def run_stack(stack: str, config: dict[str, Any] | None = None, secrets: dict[st
     except Exception as raised:
         error = raised
     outputs: dict[str, Any] = {}
+    secret_outputs: set[str] = set()
     root = pulumi.runtime.settings.get_root_resource()
     if error is None and root is not None:
         for key, value in getattr(root, "outputs", {}).items():
-            outputs[key] = _sync_await(pulumi.Output.from_input(value).future())
-    return Run(stack, mocks.resources, outputs, error)
+            output = pulumi.Output.from_input(value)
+            outputs[key] = _sync_await(output.future())
+            if _sync_await(output.is_secret()):
+                secret_outputs.add(key)
+    return Run(stack, mocks.resources, outputs, error, secret_outputs)

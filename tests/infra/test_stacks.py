@@ -207,12 +207,12 @@ def test_secret_wiring_via_external_secrets(runs: dict[str, Run], stack: str) ->
     assert app["spec"]["dataFrom"] == [{"extract": {"key": f"reference-service/{stack}/app"}}]
     # The role bootstrap reads the master credentials from the secret RDS manages.
     bootstrap = external["reference-service-db-roles"]["spec"]["data"]
-    master_arn = _database(runs[stack]).inputs.get("identifier")
-    assert {d["remoteRef"]["property"] for d in bootstrap} >= {"username", "password"}
-    assert all(
-        "rds!" in d["remoteRef"]["key"] for d in bootstrap if d["secretKey"] in ("username", "password")
-    )
-    assert master_arn == f"reference-service-{stack}"
+    master = {d["secretKey"]: d["remoteRef"] for d in bootstrap if d["secretKey"] in ("username", "password")}
+    assert {ref["property"] for ref in master.values()} == {"username", "password"}
+    # The ARN the mock gives the RDS-managed secret (master_user_secrets[0].secret_arn).
+    assert {ref["key"] for ref in master.values()} == {
+        "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!database-postgres"
+    }
     job = runs[stack].one("kubernetes:batch/v1:Job").inputs
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["envFrom"] == [{"secretRef": {"name": "reference-service-db-roles"}}]
@@ -263,6 +263,7 @@ def test_environment_outputs(runs: dict[str, Run]) -> None:
         assert outputs["registryUrl"].endswith(f"/reference-service/{stack}")
         assert outputs["databaseEndpoint"]
         assert outputs["cacheEndpoint"]
+        assert {"kubeconfig", "cacheUrl"} <= runs[stack].secret_outputs
     # Only dev hosts previews: only dev hands out the preview admin's secret.
     assert "previewAdminSecretArn" in runs["dev"].outputs
     assert "previewAdminSecretArn" not in runs["prod"].outputs
