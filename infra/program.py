@@ -106,8 +106,11 @@ def build_environment(target: Target, catalogue: environments.EnvironmentsConfig
     addons = Addons(
         "addons", AddonsArgs(cluster=cluster, region=target.region, readable_secret_arns=readable)
     )
+    # prometheus-adapter where the HPA scales on requests per second (else it never scales down).
+    custom_metrics = env.autoscaling is not None and env.autoscaling.target_requests_per_second is not None
     observability = Observability(
-        "observability", ObservabilityArgs(provider=cluster.provider, environment=env.name)
+        "observability",
+        ObservabilityArgs(provider=cluster.provider, environment=env.name, custom_metrics=custom_metrics),
     )
     app = App(
         "app",

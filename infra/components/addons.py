@@ -50,6 +50,9 @@ CHARTS: dict[str, ChartPin] = {
     "prometheus-pushgateway": ChartPin(
         "prometheus-pushgateway", "2.7.0", "https://prometheus-community.github.io/helm-charts", "monitoring"
     ),
+    "prometheus-adapter": ChartPin(
+        "prometheus-adapter", "4.11.0", "https://prometheus-community.github.io/helm-charts", "monitoring"
+    ),
 }
 
 

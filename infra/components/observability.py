@@ -8,24 +8,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 
 from infra.components.addons import chart, namespace
-from kit.paths import DASHBOARDS
+from kit.paths import DASHBOARDS, K8S
 
 # The SLO rules look back 30 days (alerts/slo.yaml windows); 5 days of margin so a window is
 # always complete, even right after an outage of the TSDB.
 RETENTION = "35d"
 NAMESPACE = "monitoring"
 DASHBOARD_LABEL = "grafana_dashboard"
+# The rule that turns http_requests_total into the HPA's Pods metric (kept next to the HPA).
+ADAPTER_RULES = K8S / "components" / "autoscaling" / "prometheus-adapter-rules.yaml"
+PROMETHEUS_URL = "http://kube-prometheus-stack-prometheus.monitoring.svc"
 
 
 @dataclass(frozen=True)
 class ObservabilityArgs:
     provider: k8s.Provider
     environment: str
+    # prometheus-adapter, where an HPA scales on requests per second (else it never scales down).
+    custom_metrics: bool
     dashboards_dir: Path = DASHBOARDS
     storage_gib: int = 100
 
@@ -64,6 +71,14 @@ def prometheus_values(environment: str, storage_gib: int) -> dict[str, object]:
     }
 
 
+def adapter_values(rules_file: Path = ADAPTER_RULES) -> dict[str, Any]:
+    rules = yaml.safe_load(rules_file.read_text())["rules"]
+    return {
+        "prometheus": {"url": PROMETHEUS_URL, "port": 9090},
+        "rules": {"default": False, "custom": rules},
+    }
+
+
 class Observability(pulumi.ComponentResource):
     ready: list[pulumi.Resource]
 
@@ -98,4 +113,14 @@ class Observability(pulumi.ComponentResource):
             for path in sorted(args.dashboards_dir.glob("*.json"))
         ]
         self.ready = [stack, pushgateway, *dashboards]
+        if args.custom_metrics:
+            self.ready.append(
+                chart(
+                    "prometheus-adapter",
+                    adapter_values(),
+                    pulumi.ResourceOptions(
+                        parent=self, provider=args.provider, depends_on=[monitoring, stack]
+                    ),
+                )
+            )
         self.register_outputs({})

@@ -156,7 +156,15 @@ def test_registry_is_immutable_scanned_and_expires_old_images(runs: dict[str, Ru
 @pytest.mark.parametrize("stack", ENVIRONMENT_STACKS)
 def test_addons_are_pinned_charts_and_prometheus_keeps_35_days(runs: dict[str, Run], stack: str) -> None:
     charts = {c.inputs["name"]: c.inputs for c in runs[stack].of_type("kubernetes:helm.sh/v4:Chart")}
-    assert set(charts) == set(CHARTS)
+    # prometheus-adapter only where the HPA scales on requests per second (staging, prod).
+    scaling = CONFIG.get(stack).autoscaling
+    per_pod_rate = scaling is not None and scaling.target_requests_per_second is not None
+    assert per_pod_rate == (stack != "dev")
+    assert set(charts) == set(CHARTS) - (set() if per_pod_rate else {"prometheus-adapter"})
+    if per_pod_rate:
+        adapter = charts["prometheus-adapter"]["values"]
+        assert adapter["rules"]["custom"][0]["name"]["as"] == "http_requests_per_second"
+        assert adapter["prometheus"]["url"] == "http://kube-prometheus-stack-prometheus.monitoring.svc"
     for name, chart in charts.items():
         assert chart["version"] == CHARTS[name].version
         assert chart["version"][0].isdigit() or chart["version"].startswith("v")
