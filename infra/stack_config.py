@@ -136,7 +136,13 @@ def _raw_project_config(project: str) -> tuple[dict[str, Any], set[str]]:
     prefix = f"{project}:"
     merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     values = {key.removeprefix(prefix): value for key, value in merged.items() if key.startswith(prefix)}
-    secret = {key for key in values if runtime_config.is_config_secret(f"{prefix}{key}")}
+    # The language host hands config over either way: set_all_config or PULUMI_CONFIG(_SECRET_KEYS).
+    env_secret = set(runtime_config.get_config_secret_keys_env())
+    secret = {
+        key
+        for key in values
+        if runtime_config.is_config_secret(f"{prefix}{key}") or f"{prefix}{key}" in env_secret
+    }
     return values, secret
 
 

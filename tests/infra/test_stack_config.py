@@ -93,3 +93,19 @@ def test_environment_stacks_do_not_read_another_stack() -> None:
 )
 def test_unknown_stacks_are_refused(stack: str, problem: str) -> None:
     assert failing(stack, stack_config("dev")) == [problem]
+
+
+def test_config_handed_over_in_the_environment_is_read_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The language host may pass config as PULUMI_CONFIG / PULUMI_CONFIG_SECRET_KEYS instead."""
+    import json
+
+    from tests.infra.support import TEST_SECRETS, as_runtime_config
+
+    values = {**stack_config("dev"), **{f"reference-platform:{k}": v for k, v in TEST_SECRETS.items()}}
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(as_runtime_config(values)))
+    monkeypatch.setenv(
+        "PULUMI_CONFIG_SECRET_KEYS", json.dumps([f"reference-platform:{k}" for k in TEST_SECRETS])
+    )
+    run = run_stack("dev", config={}, secrets={})
+    assert run.error is None
+    assert run.outputs["serviceUrl"] == "https://api.dev.example.com"
