@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import runpy
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,9 @@ class Run:
     outputs: dict[str, Any]
     error: BaseException | None = None
     secret_outputs: set[str] = field(default_factory=set)
+    # Wall-clock bounds of the run (the preview's expiry is computed inside it).
+    started: float = 0.0
+    finished: float = 0.0
 
     def of_type(self, type_token: str) -> list[Recorded]:
         return [r for r in self.resources if r.type == type_token]
@@ -205,10 +209,12 @@ def run_stack(stack: str, config: dict[str, Any] | None = None, secrets: dict[st
     def program() -> None:
         runpy.run_path(str(MAIN), run_name="__main__")
 
+    started = time.time()
     try:
         _sync_await(run_pulumi_func(program))
     except Exception as raised:
         error = raised
+    finished = time.time()
     outputs: dict[str, Any] = {}
     secret_outputs: set[str] = set()
     root = pulumi.runtime.settings.get_root_resource()
@@ -218,4 +224,4 @@ def run_stack(stack: str, config: dict[str, Any] | None = None, secrets: dict[st
             outputs[key] = _sync_await(output.future())
             if _sync_await(output.is_secret()):
                 secret_outputs.add(key)
-    return Run(stack, mocks.resources, outputs, error, secret_outputs)
+    return Run(stack, mocks.resources, outputs, error, secret_outputs, started, finished)
