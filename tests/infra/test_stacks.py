@@ -339,3 +339,42 @@ def test_preview_budget_counts_the_pull_requests_tag(runs: dict[str, Run]) -> No
     budget = runs["pr-123"].one("aws:budgets/budget:Budget").inputs
     assert budget["name"] == "reference-service-pr-123"
     assert budget["costFilters"] == [{"name": "TagKeyValue", "values": ["user:pr$123"]}]
+
+
+@pytest.mark.parametrize("stack", ENVIRONMENT_STACKS)
+def test_the_overlay_creates_the_namespace_pulumi_writes_into(runs: dict[str, Run], stack: str) -> None:
+    """What Pulumi adds next to the overlay (ExternalSecrets, the role Job) lands in the overlay's
+    own restricted namespace: rendered with `kubectl kustomize`, as Pulumi's Directory will."""
+    import subprocess
+
+    import yaml
+
+    overlay = K8S / "overlays" / stack
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=True
+    )
+    objects = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+    (namespace,) = [o for o in objects if o["kind"] == "Namespace"]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    added = [
+        r
+        for r in runs[stack].resources
+        if r.type in ("kubernetes:external-secrets.io/v1:ExternalSecret", "kubernetes:batch/v1:Job")
+    ]
+    assert {r.inputs["metadata"]["namespace"] for r in added} == {namespace["metadata"]["name"]}
+    # The Deployments read the Secret External Secrets writes, and every key they need is in it.
+    refs = [
+        env["valueFrom"]["secretKeyRef"]
+        for o in objects
+        if o["kind"] == "Deployment"
+        for c in o["spec"]["template"]["spec"]["containers"]
+        + o["spec"]["template"]["spec"].get("initContainers", [])
+        for env in c.get("env", [])
+        if "secretKeyRef" in env.get("valueFrom", {})
+    ]
+    assert {ref["name"] for ref in refs} == {"reference-service-secrets"}
+    (external,) = [r for r in added if r.inputs["metadata"]["name"] == "reference-service-secrets"]
+    provided = set(external.inputs["spec"]["target"]["template"]["data"])
+    required = {ref["key"] for ref in refs if not ref.get("optional")}
+    assert required, "the Deployments read no secret key?"
+    assert required <= provided, required - provided
