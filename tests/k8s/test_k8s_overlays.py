@@ -9,7 +9,10 @@ import pytest
 
 from kit import k8s_checks
 from kit.k8s_checks import Obj, find, of_kind
+from kit.k8s_overlays import PREVIEW_EXPIRES_LABEL, PREVIEW_PR_LABEL
 from tests.k8s.support import CONFIG, OVERLAYS, expectations
+
+PREVIEW_LABELS = (PREVIEW_PR_LABEL, PREVIEW_EXPIRES_LABEL)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -21,7 +24,7 @@ def test_overlay_renders_the_whole_service(rendered: dict[str, list[Obj]], overl
         "ConfigMap",
         "Deployment",
         "Service",
-        "Ingress",
+        "HTTPRoute",
         "NetworkPolicy",
         "PodDisruptionBudget",
         "ServiceMonitor",
@@ -120,7 +123,10 @@ def test_preview_is_cheap(rendered: dict[str, list[Obj]]) -> None:
 
 
 # Fields that may legitimately differ between environments; everything else must be identical.
-_PER_ENVIRONMENT_KINDS = {"HorizontalPodAutoscaler", "PrometheusRule"}
+_PER_ENVIRONMENT_KINDS = {"HorizontalPodAutoscaler", "PrometheusRule", "ResourceQuota", "LimitRange"}
+# Objects only environments with a setting have (env-resources.yaml; tested on their own below).
+_PER_ENVIRONMENT_OBJECTS = {"reference-service-otlp", "reference-service-api-loadtest"}
+_PER_ENVIRONMENT_SETTINGS = ("ENVIRONMENT", "LOG_LEVEL", "TRUSTED_HOSTS", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
 def _normalised(objects: list[Obj]) -> dict[str, Any]:
@@ -128,27 +134,36 @@ def _normalised(objects: list[Obj]) -> dict[str, Any]:
     for original in objects:
         if original["kind"] in _PER_ENVIRONMENT_KINDS:
             continue
+        if original["metadata"]["name"] in _PER_ENVIRONMENT_OBJECTS:
+            continue
         obj = copy.deepcopy(original)
         metadata = obj["metadata"]
         metadata.pop("namespace", None)
-        for label in ("app.kubernetes.io/instance", "app.kubernetes.io/version"):
+        for label in ("app.kubernetes.io/instance", "app.kubernetes.io/version", *PREVIEW_LABELS):
             metadata.get("labels", {}).pop(label, None)
         if obj["kind"] == "Namespace":
             metadata["name"] = "<namespace>"
         if obj["kind"] == "ConfigMap":
             metadata["name"] = "<config>"
-            for per_environment in ("ENVIRONMENT", "LOG_LEVEL", "TRUSTED_HOSTS"):
-                obj["data"].pop(per_environment)
-        if obj["kind"] == "Ingress":
-            for rule in obj["spec"]["rules"]:
-                rule["host"] = "<host>"
-            for tls in obj["spec"]["tls"]:
-                tls["hosts"] = ["<host>"]
+            for per_environment in _PER_ENVIRONMENT_SETTINGS:
+                obj["data"].pop(per_environment, None)
+            for key in [k for k in obj["data"] if k.startswith("RATE_LIMIT_")]:
+                obj["data"].pop(key)
+        if obj["kind"] == "HTTPRoute":
+            obj["spec"]["hostnames"] = ["<host>"]
+            for parent in obj["spec"]["parentRefs"]:
+                parent["sectionName"] = "<listener>"
         if obj["kind"] == "Deployment":
             obj["spec"].pop("replicas", None)
+            # Zone spread: enforced where the environment sets min_zones (checked by the policy).
+            for constraint in obj["spec"]["template"]["spec"]["topologySpreadConstraints"]:
+                constraint.pop("minDomains", None)
+                constraint["whenUnsatisfiable"] = "<per environment>"
             template = obj["spec"]["template"]
             for label in ("app.kubernetes.io/instance", "app.kubernetes.io/version"):
                 template["metadata"]["labels"].pop(label)
+            for label in PREVIEW_LABELS:
+                template["metadata"]["labels"].pop(label, None)
             for container in template["spec"]["containers"] + template["spec"].get("initContainers", []):
                 container["image"] = "<image>"
                 for source in container.get("envFrom", []):
@@ -168,6 +183,6 @@ def test_overlays_differ_only_in_environment_settings(rendered: dict[str, list[O
 def test_the_app_trusts_only_its_environments_host(rendered: dict[str, list[Obj]], overlay: str) -> None:
     objects = rendered[overlay]
     config_map = next(o for o in k8s_checks.of_kind(objects, "ConfigMap") if "TRUSTED_HOSTS" in o["data"])
-    ingress = find(objects, "Ingress", "reference-service")
-    assert ingress is not None
-    assert config_map["data"]["TRUSTED_HOSTS"] == ingress["spec"]["rules"][0]["host"]
+    route = find(objects, "HTTPRoute", "reference-service")
+    assert route is not None
+    assert [config_map["data"]["TRUSTED_HOSTS"]] == route["spec"]["hostnames"]
