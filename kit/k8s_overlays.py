@@ -547,6 +547,7 @@ def render_gateway(config: EnvironmentsConfig) -> str:
     for env in deployed(config):
         hostname = listener_hostname(env)
         secret = f"{env.name}-tls"
+        namespaces: dict[str, Any]
         if env.namespace_template:
             namespaces = {"matchExpressions": [{"key": PREVIEW_PR_LABEL, "operator": "Exists"}]}
         else:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from kit import environments
+from kit.environments import Edge
 from kit.k8s_checks import Expectations
 from kit.k8s_overlays import deployed
 
 CONFIG = environments.load()
 OVERLAYS = [env.name for env in deployed(CONFIG)]
-EDGE = CONFIG.edge
-assert EDGE is not None
+assert CONFIG.edge is not None, "config/environments.yaml needs `edge:`"
+EDGE: Edge = CONFIG.edge
 
 
 def expectations(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kit import k8s_checks
+from kit import k8s_checks, k8s_overlays
 from kit.k8s_checks import Obj, find, of_kind
 from kit.k8s_overlays import PREVIEW_EXPIRES_LABEL, PREVIEW_PR_LABEL
 from tests.k8s.support import CONFIG, OVERLAYS, expectations
@@ -186,3 +187,93 @@ def test_the_app_trusts_only_its_environments_host(rendered: dict[str, list[Obj]
     route = find(objects, "HTTPRoute", "reference-service")
     assert route is not None
     assert [config_map["data"]["TRUSTED_HOSTS"]] == route["spec"]["hostnames"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_load_test_access_follows_the_setting(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    """Only environments with `load_testing` admit Locust and raise their limits; none turns them off."""
+    env = CONFIG.get(overlay)
+    objects = rendered[overlay]
+    policy = find(objects, "NetworkPolicy", "reference-service-api-loadtest")
+    config_map = of_kind(objects, "ConfigMap")[0]["data"]
+    limits = {k: v for k, v in config_map.items() if k.startswith("RATE_LIMIT_")}
+    assert "RATE_LIMIT_ENABLED" not in config_map
+    if env.load_testing is None:
+        assert policy is None
+        assert limits == {}
+        return
+    assert policy is not None
+    source = policy["spec"]["ingress"][0]["from"][0]
+    assert source["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": CONFIG.loadtest_namespace
+    }
+    assert source["podSelector"]["matchLabels"] == k8s_overlays.LOCUST_WORKER_LABELS
+    assert limits == {f"RATE_LIMIT_{k.upper()}": v for k, v in env.load_testing.rate_limits.items()}
+
+
+def test_production_never_relaxes_its_rate_limits() -> None:
+    from dataclasses import replace
+
+    from kit.environments import LoadTesting
+
+    prod = replace(CONFIG.get("prod"), load_testing=LoadTesting(rate_limits={"login": "1000/minute"}))
+    with pytest.raises(k8s_overlays.OverlayError, match="may not change production's rate limits"):
+        k8s_overlays.render_overlay(prod, CONFIG)
+
+
+def test_a_rate_limit_override_must_be_a_limit() -> None:
+    from dataclasses import replace
+
+    from kit.environments import LoadTesting
+
+    staging = replace(CONFIG.get("staging"), load_testing=LoadTesting(rate_limits={"login": "off"}))
+    with pytest.raises(k8s_overlays.OverlayError, match=r"rate_limits.login: 'off' is not a limit"):
+        k8s_overlays.render_overlay(staging, CONFIG)
+
+
+def test_tracing_opens_egress_to_the_collector_only(k8s_copy: Path) -> None:
+    from dataclasses import replace
+
+    staging = replace(CONFIG.get("staging"), tracing=True)
+    overlay = k8s_copy / "overlays" / "staging"
+    for name, text in k8s_overlays.render_overlay(staging, CONFIG).items():
+        (overlay / name).write_text(text)
+    objects = k8s_checks.render(overlay)
+    assert k8s_checks.policy_violations(objects, expectations("staging")) == []
+    collector = CONFIG.tracing_collector
+    assert collector is not None
+    config_map = of_kind(objects, "ConfigMap")[0]["data"]
+    assert config_map["OTEL_EXPORTER_OTLP_ENDPOINT"] == collector.endpoint
+    policy = find(objects, "NetworkPolicy", "reference-service-otlp")
+    assert policy is not None
+    assert policy["spec"]["egress"] == [
+        {
+            "to": [
+                {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": collector.namespace}
+                    },
+                    "podSelector": {"matchLabels": collector.pod_labels},
+                }
+            ],
+            "ports": [{"port": collector.port, "protocol": "TCP"}],
+        }
+    ]
+
+
+def test_without_tracing_no_otlp_egress(rendered: dict[str, list[Obj]]) -> None:
+    for overlay in OVERLAYS:
+        assert (find(rendered[overlay], "NetworkPolicy", "reference-service-otlp") is not None) == CONFIG.get(
+            overlay
+        ).tracing
+
+
+def test_prod_enforces_its_zone_spread(rendered: dict[str, list[Obj]]) -> None:
+    api = find(rendered["prod"], "Deployment", "reference-service-api")
+    assert api is not None
+    zone = api["spec"]["template"]["spec"]["topologySpreadConstraints"][0]
+    assert (zone["topologyKey"], zone["whenUnsatisfiable"], zone["minDomains"]) == (
+        "topology.kubernetes.io/zone",
+        "DoNotSchedule",
+        CONFIG.get("prod").min_zones,
+    )
