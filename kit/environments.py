@@ -121,12 +121,21 @@ class TracingCollector:
 
 
 @dataclass(frozen=True)
+class Capacity:
+    """Measured per-pod capacity knee (req/s) and the share of it autoscaling aims for."""
+
+    knee_rps_per_pod: float
+    target_fraction: float
+
+
+@dataclass(frozen=True)
 class EnvironmentsConfig:
     image_repository: str
     environments: dict[str, Environment]
     edge: Edge | None = None
     tracing_collector: TracingCollector | None = None
     loadtest_namespace: str | None = None
+    capacity: Capacity | None = None
 
     def get(self, name: str) -> Environment:
         try:
@@ -184,4 +193,5 @@ def load(path: Path = ENVIRONMENTS_FILE) -> EnvironmentsConfig:
         else None,
         tracing_collector=TracingCollector(**collector) if collector else None,
         loadtest_namespace=raw.get("loadtest_namespace"),
+        capacity=Capacity(**raw["capacity"]) if raw.get("capacity") else None,
     )

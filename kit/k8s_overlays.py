@@ -30,7 +30,8 @@ from typing import Any
 import yaml
 
 from kit import environments
-from kit.environments import Edge, Environment, EnvironmentsConfig
+from kit.environments import Capacity, Edge, Environment, EnvironmentsConfig
+from kit.k8s_checks import quantity
 from kit.paths import ALERTS, K8S, ROOT
 
 SERVICE = "reference-service"
@@ -189,6 +190,36 @@ def render_env_settings(env: Environment) -> str:
             raise OverlayError(f"environment {env.name!r}: autoscaling needs 1 <= min <= max")
         patches.append(_hpa_patch(env))
     return _header("config/environments.yaml") + dump_all(patches)
+
+
+def check_capacity(env: Environment, capacity: Capacity | None) -> None:
+    """HPA targets stay below the measured knee: requests per pod, and CPU as a share of the limit.
+
+    A single-threaded pod saturates near one core at the knee, so the CPU target is judged
+    against the CPU limit: target_cpu_percent x request <= target_fraction x limit.
+    """
+    scaling = env.autoscaling
+    if scaling is None:
+        return
+    if capacity is None:
+        raise OverlayError("config/environments.yaml has autoscaling but no `capacity:` (the measured knee)")
+    ceiling = capacity.knee_rps_per_pod * capacity.target_fraction
+    rps = scaling.target_requests_per_second
+    if rps is not None and rps > ceiling:
+        raise OverlayError(
+            f"environment {env.name!r}: autoscaling.target_requests_per_second {rps} is above "
+            f"{capacity.target_fraction:g} x the measured knee {capacity.knee_rps_per_pod:g} = {ceiling:.0f}"
+        )
+    api = (env.resources or {}).get("api")
+    if api is not None:
+        at_target = scaling.target_cpu_percent / 100 * quantity(api.cpu_request)
+        allowed = capacity.target_fraction * quantity(api.cpu_limit)
+        if at_target > allowed + 1e-9:
+            raise OverlayError(
+                f"environment {env.name!r}: autoscaling.target_cpu_percent {scaling.target_cpu_percent} of "
+                f"the {api.cpu_request} request is {at_target:g} CPU, above {capacity.target_fraction:g} "
+                f"x the {api.cpu_limit} limit"
+            )
 
 
 @dataclass(frozen=True)
@@ -515,6 +546,7 @@ def render_overlay(
 ) -> dict[str, str]:
     """File name -> content of one environment's overlay folder."""
     release = release or release_for(env, config.image_repository)
+    check_capacity(env, config.capacity)
     files = {
         KUSTOMIZATION: render_kustomization(env, config, release, preview),
         ENV_SETTINGS: render_env_settings(env),

@@ -277,3 +277,39 @@ def test_prod_enforces_its_zone_spread(rendered: dict[str, list[Obj]]) -> None:
         "DoNotSchedule",
         CONFIG.get("prod").min_zones,
     )
+
+
+def test_autoscaling_targets_stay_below_the_measured_knee() -> None:
+    from dataclasses import replace
+
+    from kit.environments import Autoscaling
+
+    capacity = CONFIG.capacity
+    assert capacity is not None
+    prod = CONFIG.get("prod")
+    assert prod.autoscaling is not None
+    k8s_overlays.check_capacity(prod, capacity)
+    greedy = replace(prod, autoscaling=replace(prod.autoscaling, target_requests_per_second=300))
+    with pytest.raises(k8s_overlays.OverlayError, match=r"above 0\.7 x the measured knee 380 = 266"):
+        k8s_overlays.check_capacity(greedy, capacity)
+    hot = replace(prod, autoscaling=Autoscaling(min=3, max=12, target_cpu_percent=180))
+    with pytest.raises(k8s_overlays.OverlayError, match=r"0.9 CPU, above 0.7 x the 1 limit"):
+        k8s_overlays.check_capacity(hot, capacity)
+
+
+def test_the_adapter_counts_only_api_traffic() -> None:
+    """The requests-per-second metric leaves probes and scrapes out (they are not load)."""
+    import re
+
+    import yaml
+
+    from kit.paths import K8S
+
+    rules = yaml.safe_load((K8S / "components/autoscaling/prometheus-adapter-rules.yaml").read_text())
+    query = rules["rules"][0]["metricsQuery"]
+    pattern = re.search(r'route=~"([^"]+)"', query)
+    assert pattern is not None, query
+    counted = re.compile(pattern.group(1))
+    assert counted.fullmatch("/api/v1/projects")
+    for not_load in ("/health/live", "/health/ready", "/metrics", "unmatched"):
+        assert not counted.fullmatch(not_load), not_load
