@@ -746,7 +746,7 @@ def network_violations(objects: list[Obj], edge_peer: PodPeer | None = None) -> 
     return errors
 
 
-def _admits(rule: Obj, peer: PodPeer) -> bool:
+def admits(rule: Obj, peer: PodPeer) -> bool:
     for source in rule.get("from", []):
         namespaces = source.get("namespaceSelector", {}).get("matchLabels", {})
         pods = source.get("podSelector", {}).get("matchLabels", {})
@@ -780,7 +780,7 @@ def _edge_admission_violations(objects: list[Obj], policies: list[Obj], peer: Po
                     if p.get("name") == target or p["containerPort"] == target
                 }
                 admitted = any(
-                    _admits(rule, peer) and ({target, *numbers} & _peer_ports(rule))
+                    admits(rule, peer) and ({target, *numbers} & _peer_ports(rule))
                     for policy in policies
                     if policy["spec"].get("podSelector")
                     and _selects(policy["spec"]["podSelector"].get("matchLabels", {}), template.labels)
