@@ -570,6 +570,19 @@ def topology_violations(deployment: Obj, min_zones: int | None) -> list[str]:
     return errors
 
 
+def forwarded_violations(objects: list[Obj]) -> list[str]:
+    """Behind a proxy that appends X-Forwarded-For, trusting every hop trusts the client's own entry."""
+    errors = []
+    for config_map in of_kind(objects, "ConfigMap"):
+        value = config_map.get("data", {}).get("FORWARDED_ALLOW_IPS")
+        if value is not None and "*" in value:
+            errors.append(
+                f"{ref(config_map)}: FORWARDED_ALLOW_IPS {value!r} trusts a client-written X-Forwarded-For; "
+                "list the proxies' addresses"
+            )
+    return errors
+
+
 def secret_rollout_violations(objects: list[Obj]) -> list[str]:
     """Every workload that reads the Secret is rolled when it changes (Stakater Reloader)."""
     errors = []
@@ -998,6 +1011,7 @@ def policy_violations(objects: list[Obj], expected: Expectations) -> list[str]:
     errors += network_violations(objects, expected.edge_peer)
     errors += routing_violations(objects, expected.host, expected.gateway)
     errors += secret_rollout_violations(objects)
+    errors += forwarded_violations(objects)
     errors += quota_violations(objects)
     errors += crd_errors(objects)
     return errors

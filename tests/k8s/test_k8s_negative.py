@@ -231,6 +231,13 @@ BREAKAGES = [
         "reads Secret ['reference-service-secrets'] but a change would not roll it",
     ),
     (
+        "every proxy hop trusted",
+        "base/config.env",
+        "FORWARDED_ALLOW_IPS=10.0.0.0/8,172.16.0.0/12,192.168.0.0/16\n",
+        "FORWARDED_ALLOW_IPS=*\n",
+        "FORWARDED_ALLOW_IPS '*' trusts a client-written X-Forwarded-For",
+    ),
+    (
         "Pod Security Standard version not pinned",
         "base/namespace.yaml",
         "pod-security.kubernetes.io/enforce-version: v1.32",
