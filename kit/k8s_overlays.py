@@ -578,7 +578,8 @@ def render_gateway(config: EnvironmentsConfig) -> str:
     certificates: list[dict[str, Any]] = []
     for env in deployed(config):
         hostname = listener_hostname(env)
-        secret = f"{env.name}-tls"
+        # Named after the service: the certificate-expiry alert selects reference-service-.*
+        secret = f"{SERVICE}-{env.name}-tls"
         namespaces: dict[str, Any]
         if env.namespace_template:
             namespaces = {"matchExpressions": [{"key": PREVIEW_PR_LABEL, "operator": "Exists"}]}

@@ -34,7 +34,7 @@ def test_platform_holds_the_gateway_its_class_issuer_and_certificates(platform: 
     assert set(listeners) == {"http", *OVERLAYS}
     assert listeners["preview"]["hostname"] == "*.preview.example.com"
     certificates = {c["spec"]["secretName"]: c["spec"]["dnsNames"] for c in of_kind(platform, "Certificate")}
-    assert certificates["preview-tls"] == ["*.preview.example.com"]
+    assert certificates["reference-service-preview-tls"] == ["*.preview.example.com"]
     assert len(certificates) == len(OVERLAYS)
 
 
@@ -81,11 +81,11 @@ def test_an_environment_cannot_claim_another_environments_listener(
 
 def test_a_listener_without_a_matching_certificate_is_caught(platform: list[Obj]) -> None:
     broken = copy.deepcopy(platform)
-    certificate = find(broken, "Certificate", "preview-tls")
+    certificate = find(broken, "Certificate", "reference-service-preview-tls")
     assert certificate is not None
     certificate["spec"]["dnsNames"] = ["pr-1.preview.example.com"]
     assert k8s_checks.gateway_violations(broken) == [
-        "Gateway/platform listener 'preview': Certificate 'preview-tls' does not cover "
+        "Gateway/platform listener 'preview': Certificate 'reference-service-preview-tls' does not cover "
         "'*.preview.example.com' (dnsNames ['pr-1.preview.example.com'])"
     ]
 
