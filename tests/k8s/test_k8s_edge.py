@@ -164,3 +164,33 @@ def test_a_quota_too_small_for_a_rolling_update_is_caught(rendered: dict[str, li
         "ResourceQuota/reference-service: limits.cpu 500m is below what a rolling update needs" in e
         for e in k8s_checks.quota_violations(objects)
     )
+
+
+def test_listeners_follow_the_configured_hosts(platform: list[Obj]) -> None:
+    gateway = find(platform, "Gateway", EDGE.gateway_name)
+    assert gateway is not None
+    hostnames = {lst["name"]: lst.get("hostname") for lst in gateway["spec"]["listeners"]}
+    for env in k8s_overlays.deployed(CONFIG):
+        assert hostnames[env.name] == k8s_overlays.listener_hostname(env)
+
+
+@pytest.mark.parametrize(
+    ("template", "wildcard"),
+    [("pr-{pr}.preview.example.com", "*.preview.example.com"), ("{pr}.pr.example.com", "*.pr.example.com")],
+)
+def test_the_preview_listener_is_the_wildcard_of_the_host_template(template: str, wildcard: str) -> None:
+    from dataclasses import replace
+
+    preview = replace(CONFIG.get("preview"), host_template=template)
+    assert k8s_overlays.listener_hostname(preview) == wildcard
+
+
+@pytest.mark.parametrize("template", ["pr.{pr}.example.com", "pr-{pr}", "pr-{pr}.{pr}.example.com"])
+def test_a_host_template_without_a_wildcard_form_is_refused(template: str) -> None:
+    from dataclasses import replace
+
+    preview = replace(CONFIG.get("preview"), host_template=template)
+    with pytest.raises(
+        k8s_overlays.OverlayError, match=r"host_template must put \{pr\} in the first label only"
+    ):
+        k8s_overlays.listener_hostname(preview)
