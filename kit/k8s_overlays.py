@@ -352,20 +352,25 @@ def _zone_patch(env: Environment) -> list[dict[str, Any]]:
     ]
 
 
-def _policy(name: str, component: str | None, pod_labels: dict[str, str], **rules: Any) -> dict[str, Any]:
+def _policy(
+    name: str,
+    component: str | None,
+    pod_labels: dict[str, str],
+    ingress: list[dict[str, Any]] | None = None,
+    egress: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A NetworkPolicy for the pods with `pod_labels`, of the types it has rules for."""
     metadata: dict[str, Any] = {"name": name}
     if component:
         metadata["labels"] = {"app.kubernetes.io/component": component}
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": metadata,
-        "spec": {
-            "podSelector": {"matchLabels": pod_labels},
-            "policyTypes": list(rules),
-            **{kind.lower(): value for kind, value in rules.items()},
-        },
-    }
+    spec: dict[str, Any] = {"podSelector": {"matchLabels": pod_labels}, "policyTypes": []}
+    if ingress is not None:
+        spec["policyTypes"].append("Ingress")
+        spec["ingress"] = ingress
+    if egress is not None:
+        spec["policyTypes"].append("Egress")
+        spec["egress"] = egress
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": metadata, "spec": spec}
 
 
 def _environment_objects(env: Environment, config: EnvironmentsConfig) -> list[dict[str, Any]]:
@@ -380,7 +385,7 @@ def _environment_objects(env: Environment, config: EnvironmentsConfig) -> list[d
                 "reference-service-otlp",
                 None,
                 {"app.kubernetes.io/name": SERVICE},
-                Egress=[
+                egress=[
                     {
                         "to": [_peer(collector.namespace, collector.pod_labels)],
                         "ports": [{"port": collector.port, "protocol": "TCP"}],
@@ -396,7 +401,7 @@ def _environment_objects(env: Environment, config: EnvironmentsConfig) -> list[d
                 "reference-service-api-loadtest",
                 "api",
                 {"app.kubernetes.io/name": SERVICE, "app.kubernetes.io/component": "api"},
-                Ingress=[
+                ingress=[
                     {
                         "from": [_peer(config.loadtest_namespace, LOCUST_WORKER_LABELS)],
                         "ports": [{"port": "http", "protocol": "TCP"}],
