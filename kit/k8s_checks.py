@@ -52,6 +52,9 @@ ALLOWED_EGRESS_PORTS = {53, 5432, 6379, 443}
 OTLP_PORTS = {4317, 4318}
 # Pinned Pod Security Standard version ("latest" would change the rules under running pods).
 POD_SECURITY_VERSION = re.compile(r"^v1\.[0-9]+$")
+# Spread domains; the API is the Deployment whose zone spread an environment may enforce.
+ZONE, HOSTNAME = "topology.kubernetes.io/zone", "kubernetes.io/hostname"
+API_NAME = "reference-service-api"
 # Stakater Reloader: roll the Deployment when the named Secret changes.
 RELOADER_ANNOTATION = "secret.reloader.stakater.com/reload"
 # A liveness probe must outlast a busy event loop: seconds per try, and seconds of no answer.
@@ -526,14 +529,11 @@ def availability_violations(objects: list[Obj], min_zones: int | None = None) ->
                 errors.append(f"{ref(pdb)}: maxUnavailable 0 blocks every eviction")
         if spec.get("minReadySeconds", 0) < 1:
             errors.append(
-                f"{where}: minReadySeconds must be set, so a pod that crashes after one probe stops it"
+                f"{where}: minReadySeconds must be set (a pod that crashes right after its first good "
+                "probe must stop the rollout, not count as available)"
             )
         errors.extend(topology_violations(deployment, min_zones if name == API_NAME else None))
     return errors
-
-
-ZONE, HOSTNAME = "topology.kubernetes.io/zone", "kubernetes.io/hostname"
-API_NAME = "reference-service-api"
 
 
 def topology_violations(deployment: Obj, min_zones: int | None) -> list[str]:
