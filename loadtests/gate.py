@@ -159,6 +159,11 @@ class GateResult:
         return f"INCONCLUSIVE: the {self.environment} figures cannot be trusted. {reasons}{more}"
 
 
+def _percent(share: float) -> str:
+    """99.875 % stays 99.875 %, not a rounded 100 %."""
+    return f"{share * 100:.4g}%"
+
+
 def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3g} ms"
 
@@ -198,10 +203,10 @@ def _sli_check(
     if judgement is not None:
         message = (
             f"{judgement.share:.2%} {what} ({bad} of {total}; budget {budget:.2%}): burn "
-            f"{judgement.burn:.2g}x, {policy.confidence:.0%} upper bound {judgement.burn_upper:.2g}x"
+            f"{judgement.burn:.2g}x, {_percent(policy.confidence)} upper bound {judgement.burn_upper:.2g}x"
         )
         if decision is sli.Decision.BREACH:
-            message += f"; burns the budget faster than 1x ({policy.confidence:.0%} confidence)"
+            message += f"; burns the budget faster than 1x ({_percent(policy.confidence)} confidence)"
         elif decision is sli.Decision.NOT_JUDGED:
             message += f"; {needed} requests are needed to rule out a {policy.detect_burn:g}x burn"
         if not gated:

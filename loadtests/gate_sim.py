@@ -145,8 +145,8 @@ def form_report(
     burns = sorted({*BURNS, *env_targets.page_burn_rates})
     sample = ", ".join(f"{c} {n}" for c, n in sorted(counts.items()))
     lines = [
-        f"### {form.name}: catches {rules.detect_burn:g}x, confidence {rules.confidence:.0%}, "
-        f"power {rules.power:.0%}",
+        f"### {form.name}: catches {rules.detect_burn:g}x with {rules.power:.0%} power per SLI; "
+        f"{form.policy.confidence:.0%} confidence for the gate ({rules.confidence * 100:.4g} % per SLI)",
         "",
         f"Requests per run: {sample} (service {sum(counts.values())}); {trials} simulated runs per row, "
         f"seed {seed}.",

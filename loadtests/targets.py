@@ -79,6 +79,19 @@ class TargetsDocument(_Strict):
     routes: dict[Annotated[str, Field(pattern=r"^([A-Z]+ )?/")], str]
     environments: dict[str, EnvironmentDocument]
 
+    @property
+    def latency_bounds_ms(self) -> tuple[float, ...]:
+        """Every class's latency threshold in any environment: what the locustfile counts exactly."""
+        return tuple(
+            sorted(
+                {
+                    float(t.latency_threshold_ms)
+                    for e in self.environments.values()
+                    for t in e.classes.values()
+                }
+            )
+        )
+
     @model_validator(mode="after")
     def _routes_name_known_classes(self) -> TargetsDocument:
         for env, document in self.environments.items():

@@ -36,7 +36,7 @@ def run_gate(*args: str, timeout: float = 150) -> subprocess.CompletedProcess[st
 def test_short_ci_gate_passes_and_writes_every_report(tmp_path: Path) -> None:
     done = run_gate("--env", "ci", "--short", "--out", str(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "PASS: ci met its targets" in done.stdout
+    assert "PASS: ci met its SLOs" in done.stdout
 
     summary = json.loads((tmp_path / report.SUMMARY_JSON).read_text())
     assert summary["verdict"] == "pass" and summary["exit_code"] == 0
@@ -44,14 +44,25 @@ def test_short_ci_gate_passes_and_writes_every_report(tmp_path: Path) -> None:
     assert summary["cpu_warning"] is False and summary["total_failures"] == 0
     measured = {e["endpoint"] for e in summary["endpoints"] if e["requests"] > 0}
     journey = {route for task in shapes.TASK_REQUESTS.values() for route in task}
+    assert f"POST {shapes.REGISTER}" in journey  # sign-ups run after the warm-up too
     assert journey | {"GET /health/live", "GET /health/ready", "GET /metrics"} <= measured
     assert summary["tasks"]["executed"] >= 0.95 * summary["tasks"]["planned"]
+    # The locustfile counted every classed endpoint's SLI exactly, at its class's threshold.
+    for row in summary["endpoints"]:
+        if row["class"] and row["requests"]:
+            assert row["slo_errors"] == 0 and row["over_threshold"] is not None, row
+    slis = {(c["subject"], c["name"]): c for c in summary["checks"] if c["name"].endswith(" SLI")}
+    for name in ("latency SLI", "availability SLI"):
+        service = slis[("service", name)]
+        assert service["verdict"] == "pass" and service["requests"] >= service["needed"]
+    assert slis[("class read", "latency SLI")]["verdict"] == "pass"
 
     suite = ET.parse(tmp_path / report.JUNIT_XML).getroot()
     assert suite.get("failures") == "0" and suite.get("errors") == "0" and int(suite.get("tests", "0")) > 10
 
     markdown = (tmp_path / report.SUMMARY_MD).read_text()
     assert markdown.startswith("## Load test `ci`: PASS")
+    assert "| service | latency |" in markdown
     assert f"| `GET {shapes.PROJECTS}` | read |" in markdown
 
     assert (tmp_path / report.LATENCY_PNG).read_bytes().startswith(PNG_MAGIC)
