@@ -26,7 +26,8 @@ Verdicts and exit codes:
 * ``breach`` (3): an SLI burns its budget faster than 1x, the schedule slipped, or an endpoint
   fails outright.
 * ``inconclusive`` (4, also used for run errors): the figures cannot be trusted or do not
-  suffice: the load generator saturated its CPU, a service-level SLI has too few requests, the
+  suffice: the load generator saturated its CPU, other processes took more than a quarter of a
+  core (a shared runner), a service-level SLI has too few requests, the
   journeys got 4xx/429 instead of the paths they should measure, or the run made no requests.
   Never reported as a pass.
 """
@@ -77,6 +78,7 @@ class Policy:
     judge_latency: bool = True
     judge_schedule: bool = True
     require_service_sli: bool = True  # a service-level SLI with too few requests: inconclusive
+    max_foreign_cores: float | None = 0.25  # other processes' CPU beyond this: a shared machine
     gross_errors: int = 5  # an endpoint with at least this many errors ...
     gross_ratio: float = 0.01  # ... over this share fails outright (or, for 4xx, is inconclusive)
 
@@ -91,7 +93,7 @@ class Policy:
 
 # The short shapes judge less: a smoke run proves the journeys work (any server error fails it),
 # a step run finds capacity (latency past the knee is expected).
-_LOOSE = Policy(judge_latency=False, judge_schedule=False, require_service_sli=False)
+_LOOSE = Policy(judge_latency=False, judge_schedule=False, require_service_sli=False, max_foreign_cores=None)
 POLICIES = {
     "fixed": Policy(),
     "smoke": replace(_LOOSE, gross_errors=1, gross_ratio=0.0),
@@ -317,6 +319,25 @@ def _run_checks(stats: RunStats, policy: Policy) -> list[Check]:
                 None,
                 None,
                 "Locust's CPU passed 90 %, so its timings are not reliable; add workers or lower the rate",
+            )
+        )
+    if stats.foreign_cpu_cores is not None:
+        limit = policy.max_foreign_cores
+        busy = limit is not None and stats.foreign_cpu_cores > limit
+        checks.append(
+            Check(
+                "run",
+                "shared machine",
+                Verdict.INCONCLUSIVE if busy else Verdict.INFO,
+                stats.foreign_cpu_cores,
+                limit,
+                f"other processes used {stats.foreign_cpu_cores:.2f} CPU cores on average during the run"
+                + (
+                    f" (more than {limit:g}): the latencies measure the neighbours, not the service; "
+                    "rerun on a quiet runner or use relative mode"
+                    if busy
+                    else ""
+                ),
             )
         )
     if policy.judge_schedule and stats.tasks_planned > 0:

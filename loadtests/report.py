@@ -214,6 +214,7 @@ def summary_json(stats: RunStats, targets: EnvironmentTargets, result: GateResul
         "plan": stats.plan.to_json(),
         "measured_seconds": stats.measured_seconds,
         "cpu_warning": stats.cpu_warning,
+        "foreign_cpu_cores": stats.foreign_cpu_cores,
         "total_requests": stats.total_requests,
         "total_failures": stats.total_failures,
         "tasks": {"planned": stats.tasks_planned, "executed": stats.tasks_executed},

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from kit import environments
 from kit.paths import LOADTESTS, ROOT
-from loadtests import gate, report, shapes, stack, targets
+from loadtests import gate, machine, report, shapes, stack, targets
 from loadtests.runstats import RunStats
 from loadtests.seed import SeedSize
 
@@ -164,9 +164,10 @@ def run(options: Options) -> gate.GateResult:
         f"{plan.peak_users} users, {plan.duration:.0f}s ({plan.warmup_seconds:.0f}s warm-up)",
         file=sys.stderr,
     )
-    with target_host(options, env) as (host, cpu):
+    # The meter stops before the stack does, so the API's and the databases' CPU counts as ours.
+    with target_host(options, env) as (host, cpu), machine.CpuMeter() as meter:
         stats = run_locust(host, plan, options.out, options.size, cpu)
-    return judge(options, stats, env_targets)
+    return judge(options, replace(stats, foreign_cpu_cores=meter.foreign_cores), env_targets)
 
 
 def parse_args(argv: list[str] | None) -> Options:

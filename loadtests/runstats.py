@@ -197,6 +197,7 @@ class RunStats:
     timeline: list[TimelinePoint] = field(default_factory=list)
     locust_version: str = ""
     schedule_lag_ms: Histogram = field(default_factory=dict)  # per journey task: how late it started
+    foreign_cpu_cores: float | None = None  # other processes' CPU during the run (set by the runner)
 
     @property
     def total_requests(self) -> int:

@@ -54,6 +54,7 @@ def run_stats(
     plan: shapes.Plan | None = None,
     timeline: list[TimelinePoint] | None = None,
     schedule_lag_ms: dict[float, int] | None = None,
+    foreign_cpu_cores: float | None = None,
 ) -> RunStats:
     return RunStats(
         host="http://127.0.0.1:1",
@@ -65,6 +66,7 @@ def run_stats(
         tasks_executed=executed,
         timeline=timeline or [],
         schedule_lag_ms=schedule_lag_ms or {},
+        foreign_cpu_cores=foreign_cpu_cores,
     )
 
 
