@@ -219,3 +219,14 @@ def test_capacity_knee_is_the_last_step_that_kept_up() -> None:
     rows = gate.capacity_knee(run_stats(plan=plan, timeline=timeline))
     assert [r["keeps_up"] for r in rows] == [1.0, 1.0, 0.0]
     assert rows[2]["achieved_rps"] == 220 and rows[2]["p95_ms"] == 80
+
+
+def test_latency_counts_requests_from_when_they_were_due() -> None:
+    # 100 requests were fast when sent but their task started 300 ms late (coordinated omission).
+    reads = endpoint(LIST, HEALTHY_READS)
+    assert reads.sli is not None
+    reads.sli.within_corrected_ms[250.0] -= 100
+    result = gate.evaluate(run_stats(reads), targets(), POLICY)
+    read = check(result, "class read", "latency SLI")
+    assert read.verdict is Verdict.BREACH
+    assert read.message.startswith("2.50% over 250 ms, 25 without the schedule-lag correction (125 of 5000;")
