@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from kit.paths import ROOT
-from loadtests import gate, shapes, sli, stack, targets
+from loadtests import gate, machine, shapes, sli, stack, targets
 from loadtests.gate import ExitCode, Verdict
 from loadtests.runstats import EndpointStats, RunStats
 from loadtests.seed import SeedSize
@@ -282,11 +282,14 @@ def run(
                 side_tree, side_python, runs = sides[side]
                 run_dir = out / f"{pair + 1}-{side}"
                 run_dir.mkdir(parents=True, exist_ok=True)
-                with stack.service(
-                    backing, run_dir / "logs", python=side_python, tree=side_tree, cpu=0
-                ) as svc:
+                with (
+                    stack.service(
+                        backing, run_dir / "logs", python=side_python, tree=side_tree, cpu=0
+                    ) as svc,
+                    machine.CpuMeter() as meter,
+                ):
                     stats = run_locust(svc.base_url, plan, run_dir, size, cpu=1)
-                runs.append(stats)
+                runs.append(replace(stats, foreign_cpu_cores=meter.foreign_cores))
                 p95 = stats.endpoint(f"GET {shapes.PROJECTS}")
                 print(
                     f"pair {pair + 1} {side}: {stats.total_requests} requests, list p95 "
@@ -314,6 +317,7 @@ class Calibration:
     subsets: int
     endpoints: list[EndpointSpread] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    foreign_cpu_cores: list[float] = field(default_factory=list)  # per run: the neighbours' load
 
     @property
     def suggested_max_ratio(self) -> float | None:
@@ -340,7 +344,14 @@ def calibrate(a_runs: list[RunStats], b_runs: list[RunStats], policy: ComparePol
         raise ValueError(f"calibration needs the same number of A and B runs, at least {MIN_PAIRS}")
     subsets = list(itertools.combinations(range(len(a_runs)), MIN_PAIRS))
     full = compare(a_runs, b_runs, policy)
-    result = Calibration(len(a_runs), len(subsets), skipped=list(full.skipped))
+    result = Calibration(
+        len(a_runs),
+        len(subsets),
+        skipped=list(full.skipped),
+        foreign_cpu_cores=[
+            r.foreign_cpu_cores for r in [*a_runs, *b_runs] if r.foreign_cpu_cores is not None
+        ],
+    )
     flagged: dict[str, int] = {}
     medians: dict[str, list[tuple[float, float]]] = {}
     for subset in subsets:

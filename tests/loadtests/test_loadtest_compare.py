@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -144,3 +145,10 @@ def test_a_noisy_runner_shows_false_positives_in_calibration() -> None:
     result = calibrate(runs([20] * 6), runs([28] * 6), POLICY)
     assert result.endpoints[0].false_positive_share == 1.0
     assert result.suggested_max_ratio == pytest.approx(1.4)
+
+
+def test_calibration_states_how_busy_the_runner_was() -> None:
+    a = [replace(r, foreign_cpu_cores=0.5) for r in runs([20] * 6)]
+    b = [replace(r, foreign_cpu_cores=1.5) for r in runs([20] * 6)]
+    text = calibration_markdown(calibrate(a, b, POLICY), POLICY)
+    assert "Other processes used 1.00 CPU cores (median; up to 1.50) during the runs" in text
