@@ -401,6 +401,13 @@ def calibration_markdown(result: Calibration, policy: ComparePolicy) -> str:
             "(the largest 95th percentiles above): below them, two runs of the same code differ that much "
             "by chance on this runner.",
         ]
+    if result.foreign_cpu_cores:
+        load = sorted(result.foreign_cpu_cores)
+        lines += [
+            "",
+            f"Other processes used {statistics.median(load):.2f} CPU cores (median; up to {load[-1]:.2f}) "
+            "during the runs: the figures hold for a runner that busy.",
+        ]
     if result.skipped:
         lines += [
             "",
