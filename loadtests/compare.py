@@ -15,10 +15,11 @@
    pairs: all 5; a coin would do that 1 time in 32), or when the head's SLO error ratio (5xx and
    unanswered) exceeds ``--max-error-ratio`` while the base's does not.
 
-Calibration (L4): ``--aa`` runs the head against itself (same tree, same commit) for ``--pairs``
-pairs and reports the A/A spread: per endpoint the pair ratios, the ratio and Δp95 that the
-median of 5 pairs exceeds in only 5 % of 5-pair subsets, and how often the current policy would
-have flagged a regression that cannot exist. ``make loadtest-calibrate`` runs it.
+Calibration: ``--aa`` runs the head against itself (same tree, same commit) for ``--pairs``
+pairs and reports the A/A spread: per endpoint the pair ratios, the median-of-5 ratio and Δp95
+that only 5 % of bootstrap sets of 5 pairs exceed, and how often the current policy flags a
+regression that cannot exist. ``make loadtest-calibrate`` runs it; ``--rejudge DIR`` judges the
+runs of an earlier invocation again, e.g. with other limits.
 
 Exit codes as the gate: 0 no significant regression, 3 regression, 4 inconclusive or failed.
 """
@@ -27,9 +28,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import json
 import math
+import random
 import shutil
 import statistics
 import subprocess
@@ -46,6 +47,7 @@ from loadtests.runstats import EndpointStats, RunStats
 from loadtests.seed import SeedSize
 
 DEFAULT_OUT = ROOT / "reports" / "loadtest-compare"
+RAW = "raw.json"  # what loadtests.run.run_locust writes per run
 MIN_PAIRS = 5  # fewer and the sign test can never reach 5 % (3 pairs: 1 in 8 by chance)
 
 
@@ -306,15 +308,15 @@ class EndpointSpread:
     endpoint: str
     ratios: list[float]  # per pair, B/A p95
     deltas_ms: list[float]  # per pair, B - A p95
-    ratio_95: float  # the median-of-5 ratio that only 5 % of 5-pair subsets exceed
+    ratio_95: float  # the median-of-5 ratio that only 5 % of bootstrap sets of 5 pairs exceed
     delta_95_ms: float  # the same for the median Δp95
-    false_positive_share: float  # 5-pair subsets the policy would call a regression
+    false_positive_share: float  # bootstrap sets the policy would call a regression
 
 
 @dataclass
 class Calibration:
     pairs: int
-    subsets: int
+    subsets: int  # bootstrap sets judged
     endpoints: list[EndpointSpread] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     foreign_cpu_cores: list[float] = field(default_factory=list)  # per run: the neighbours' load
@@ -338,24 +340,32 @@ def _quantile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
 
 
-def calibrate(a_runs: list[RunStats], b_runs: list[RunStats], policy: ComparePolicy) -> Calibration:
-    """A/A: every 5-pair subset of the pairs, judged as compare() would, and its spread."""
+RESAMPLES = 2000  # bootstrap draws of MIN_PAIRS pairs in a calibration
+CALIBRATION_SEED = 20261202
+
+
+def calibrate(
+    a_runs: list[RunStats], b_runs: list[RunStats], policy: ComparePolicy, resamples: int = RESAMPLES
+) -> Calibration:
+    """A/A: ``resamples`` bootstrap sets of 5 pairs (drawn with replacement), each judged as compare()
+    would; any regression found is a false positive. Seeded, so a calibration can be re-judged."""
     if len(a_runs) != len(b_runs) or len(a_runs) < MIN_PAIRS:
         raise ValueError(f"calibration needs the same number of A and B runs, at least {MIN_PAIRS}")
-    subsets = list(itertools.combinations(range(len(a_runs)), MIN_PAIRS))
     full = compare(a_runs, b_runs, policy)
     result = Calibration(
         len(a_runs),
-        len(subsets),
+        resamples,
         skipped=list(full.skipped),
         foreign_cpu_cores=[
             r.foreign_cpu_cores for r in [*a_runs, *b_runs] if r.foreign_cpu_cores is not None
         ],
     )
+    draw = random.Random(CALIBRATION_SEED)
     flagged: dict[str, int] = {}
     medians: dict[str, list[tuple[float, float]]] = {}
-    for subset in subsets:
-        judged = compare([a_runs[i] for i in subset], [b_runs[i] for i in subset], policy)
+    for _ in range(resamples):
+        pick = [draw.randrange(len(a_runs)) for _ in range(MIN_PAIRS)]
+        judged = compare([a_runs[i] for i in pick], [b_runs[i] for i in pick], policy)
         for e in judged.endpoints:
             flagged[e.endpoint] = flagged.get(e.endpoint, 0) + (e.verdict is Verdict.BREACH)
             medians.setdefault(e.endpoint, []).append((e.median_ratio, e.delta_ms))
@@ -370,21 +380,32 @@ def calibrate(a_runs: list[RunStats], b_runs: list[RunStats], policy: ComparePol
                 [h - b for b, h in zip(e.base_p95, e.head_p95, strict=True)],
                 _quantile([r for r, _ in pairs], 0.95),
                 _quantile([d for _, d in pairs], 0.95),
-                flagged.get(e.endpoint, 0) / len(subsets),
+                flagged.get(e.endpoint, 0) / resamples,
             )
         )
     return result
+
+
+def load_pairs(directory: Path) -> tuple[list[RunStats], list[RunStats]]:
+    """The runs of an earlier comparison or calibration (``<pair>-base/raw.json``, ``<pair>-head/...``)."""
+    pairs = sorted(int(p.name.split("-")[0]) for p in directory.glob("*-base") if (p / RAW).exists())
+    if not pairs:
+        raise ValueError(f"{directory}: no <pair>-base/{RAW} runs to judge")
+    return (
+        [RunStats.load(directory / f"{n}-base" / RAW) for n in pairs],
+        [RunStats.load(directory / f"{n}-head" / RAW) for n in pairs],
+    )
 
 
 def calibration_markdown(result: Calibration, policy: ComparePolicy) -> str:
     lines = [
         f"## Relative mode calibration: A/A, {result.pairs} interleaved pairs of the same commit",
         "",
-        f"Every {MIN_PAIRS}-pair subset ({result.subsets}) judged as `make loadtest-compare` would with "
-        f"max ratio {policy.max_ratio}, floor {policy.floor_ms} ms and the sign test; any flag is a false "
-        "positive.",
+        f"{result.subsets} bootstrap sets of {MIN_PAIRS} pairs (drawn with replacement) judged as "
+        f"`make loadtest-compare` would with max ratio {policy.max_ratio}, floor {policy.floor_ms} ms and "
+        "the sign test; any regression found is a false positive.",
         "",
-        "| endpoint | B/A p95 ratio per pair | median-of-5 ratio, 95th pct | median Δp95 ms, 95th pct "
+        "| endpoint | B/A p95 ratio per pair | median-of-5 ratio, 95th pct | median-of-5 Δp95 ms, 95th pct "
         "| false positives |",
         "|---|---|--:|--:|--:|",
     ]
@@ -439,6 +460,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--projects", type=int, default=20_000)
     parser.add_argument("--owners", type=int, default=200)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--rejudge",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="judge the runs an earlier invocation left in DIR (its --out) instead of running",
+    )
     args = parser.parse_args(argv)
     if args.pairs < MIN_PAIRS:
         parser.error(f"--pairs must be at least {MIN_PAIRS}: fewer cannot separate a change from noise")
@@ -453,9 +481,16 @@ def main(argv: list[str] | None = None) -> int:
         rate = args.rate or 2 * gate.rate_for_targets(ci)
         plan = replace(shapes.fixed(rate, args.duration, args.warmup), latency_bounds_ms=ci.latency_bounds_ms)
         args.out.mkdir(parents=True, exist_ok=True)
-        base_runs, head_runs = run(
-            None if args.aa else args.base, args.pairs, plan, SeedSize(args.projects, args.owners), args.out
-        )
+        if args.rejudge:  # the runs of an earlier invocation, judged again (e.g. with other limits)
+            base_runs, head_runs = load_pairs(args.rejudge)
+        else:
+            base_runs, head_runs = run(
+                None if args.aa else args.base,
+                args.pairs,
+                plan,
+                SeedSize(args.projects, args.owners),
+                args.out,
+            )
         if args.aa:
             calibration = calibrate(base_runs, head_runs, policy)
         else:

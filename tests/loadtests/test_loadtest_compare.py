@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from loadtests.compare import ComparePolicy, calibrate, calibration_markdown, compare, markdown, sign_test_p
+from loadtests.compare import (
+    ComparePolicy,
+    calibrate,
+    calibration_markdown,
+    compare,
+    load_pairs,
+    markdown,
+    sign_test_p,
+)
 from loadtests.gate import Verdict
 from loadtests.runstats import RunStats
 from tests.loadtests.helpers import CREATE, LIST, endpoint, run_stats
@@ -125,12 +135,13 @@ def test_4xx_are_not_errors_for_the_relative_gate_either() -> None:
 def test_calibration_reports_the_aa_spread_and_false_positives() -> None:
     a = runs([20, 21, 19, 20, 22, 20])
     b = runs([21, 20, 20, 23, 20, 19])  # the same code: ratios 0.86 .. 1.15
-    result = calibrate(a, b, POLICY)
-    assert result.pairs == 6 and result.subsets == 6  # C(6, 5)
+    result = calibrate(a, b, POLICY, resamples=300)
+    assert result.pairs == 6 and result.subsets == 300
     spread = result.endpoints[0]
     assert spread.ratios == pytest.approx([21 / 20, 20 / 21, 20 / 19, 23 / 20, 20 / 22, 19 / 20])
     assert spread.false_positive_share == 0
     assert 1.0 <= spread.ratio_95 <= 23 / 20
+    assert calibrate(a, b, POLICY, resamples=300) == result  # seeded: a re-judge gives the same figures
     assert result.suggested_max_ratio == pytest.approx(math.ceil(spread.ratio_95 * 20) / 20)
     text = calibration_markdown(result, POLICY)
     assert "## Relative mode calibration: A/A, 6 interleaved pairs of the same commit" in text
@@ -142,7 +153,7 @@ def test_calibration_reports_the_aa_spread_and_false_positives() -> None:
 
 def test_a_noisy_runner_shows_false_positives_in_calibration() -> None:
     # A runner whose B side is 40 % slower in every pair (e.g. a second noisy tenant): A/A flags it.
-    result = calibrate(runs([20] * 6), runs([28] * 6), POLICY)
+    result = calibrate(runs([20] * 6), runs([28] * 6), POLICY, resamples=50)
     assert result.endpoints[0].false_positive_share == 1.0
     assert result.suggested_max_ratio == pytest.approx(1.4)
 
@@ -150,5 +161,38 @@ def test_a_noisy_runner_shows_false_positives_in_calibration() -> None:
 def test_calibration_states_how_busy_the_runner_was() -> None:
     a = [replace(r, foreign_cpu_cores=0.5) for r in runs([20] * 6)]
     b = [replace(r, foreign_cpu_cores=1.5) for r in runs([20] * 6)]
-    text = calibration_markdown(calibrate(a, b, POLICY), POLICY)
+    text = calibration_markdown(calibrate(a, b, POLICY, resamples=20), POLICY)
     assert "Other processes used 1.00 CPU cores (median; up to 1.50) during the runs" in text
+
+
+def test_earlier_runs_can_be_judged_again(tmp_path: Path) -> None:
+    for pair, (a, b) in enumerate(zip(runs([20] * FIVE), runs([30] * FIVE), strict=True), start=1):
+        for side, stats in (("base", a), ("head", b)):
+            (tmp_path / f"{pair}-{side}").mkdir()
+            (tmp_path / f"{pair}-{side}" / "raw.json").write_text(json.dumps(raw_json(stats)))
+    base, head = load_pairs(tmp_path)
+    assert len(base) == len(head) == FIVE
+    assert compare(base, head, POLICY).verdict is Verdict.BREACH
+    with pytest.raises(ValueError, match=r"no <pair>-base/raw\.json runs"):
+        load_pairs(tmp_path / "nowhere")
+
+
+def raw_json(stats: RunStats) -> dict[str, object]:
+    """What the locustfile writes, for the fields the comparison reads."""
+    return {
+        "host": stats.host,
+        "plan": stats.plan.to_json(),
+        "measured_seconds": stats.measured_seconds,
+        "cpu_warning": stats.cpu_warning,
+        "endpoints": [
+            {
+                "method": e.method,
+                "name": e.name,
+                "num_requests": e.num_requests,
+                "num_failures": e.num_failures,
+                "response_times": {str(k): v for k, v in e.response_times.items()},
+                "sli": e.sli.to_json() if e.sli else None,
+            }
+            for e in stats.endpoints
+        ],
+    }
