@@ -67,7 +67,9 @@ def test_short_ci_gate_passes_and_writes_every_report(tmp_path: Path) -> None:
             assert row["slo_errors"] is not None and row["over_threshold"] is not None, row
 
     suite = ET.parse(tmp_path / report.JUNIT_XML).getroot()
-    assert int(suite.get("tests", "0")) > 10
+    cases = {(c.get("classname"), c.get("name")) for c in suite.iter("testcase")}
+    slis = {(f"loadtest.ci.{subject}", name) for subject, name in checks if name.endswith(" SLI")}
+    assert len(slis) == 8 and slis <= cases  # read, write, auth and the service; latency and availability
     if not shared:
         assert suite.get("failures") == "0" and suite.get("errors") == "0"
 
