@@ -167,7 +167,9 @@ def _percent(share: float) -> str:
 
 
 def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3g} ms"
+    if value is None:
+        return "n/a"
+    return f"{value:.3g} ms" if value < 1000 else f"{value:.0f} ms"
 
 
 _VERDICT_OF = {
@@ -205,7 +207,7 @@ def _sli_check(
     if judgement is not None:
         message = (
             f"{judgement.share:.2%} {what} ({bad} of {total}; budget {budget:.2%}): burn "
-            f"{judgement.burn:.2g}x, {_percent(policy.confidence)} upper bound {judgement.burn_upper:.2g}x"
+            f"{judgement.burn:.3g}x, {_percent(policy.confidence)} upper bound {judgement.burn_upper:.3g}x"
         )
         if decision is sli.Decision.BREACH:
             message += f"; burns the budget faster than 1x ({_percent(policy.confidence)} confidence)"
