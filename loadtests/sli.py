@@ -147,11 +147,17 @@ def minimum_samples(budget: float, detect_burn: float, confidence: float, power:
         if breach_probability(n, bad_share, budget, confidence) >= power:
             first = n
         n = n + 1 if n < 64 else math.ceil(n * 1.02)
-    # Walk back to the exact first count, then past every later dip of the saw-tooth.
+    # Walk back to the exact first count, then past every later dip of the saw-tooth (by twice
+    # the first count the power is far above any target). The critical count never falls as the
+    # sample grows, so it is carried along instead of searched for at every count.
+    alpha = 1 - confidence
     lo = max(1, math.floor(first / 1.02) - 1)
+    k = critical_count(lo, budget, confidence)
     last_dip = lo - 1
-    for n in range(lo, 3 * first + 1):
-        if breach_probability(n, bad_share, budget, confidence) < power:
+    for n in range(lo, 2 * first + 1):
+        while sf(k, n, budget) > alpha:
+            k += 1
+        if sf(k, n, bad_share) < power:
             last_dip = n
     return last_dip + 1
 
