@@ -3,14 +3,17 @@ the SLI counting rule, and the false-pass / false-fail rates the simulation repo
 
 from __future__ import annotations
 
+import json
 import math
 import random
+from pathlib import Path
 
 import pytest
 
 from loadtests import gate_sim, sli
 from loadtests.runstats import SliCounts
 from loadtests.sli import Decision, SliPolicy
+from loadtests.targets import load
 
 POLICY = SliPolicy(confidence=0.99, power=0.95, detect_burn=6.0)
 
@@ -163,3 +166,17 @@ def test_random_module_is_not_shared_state() -> None:
     random.seed(0)
     gate_sim.Sampler(seed=5).draw(100, 0.5)
     assert random.random() == before
+
+
+def test_gate_sim_takes_the_counts_of_a_real_run(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.json"
+    endpoints = [
+        {"endpoint": "GET /api/v1/projects", "class": "read", "requests": 5000},
+        {"endpoint": "POST /api/v1/projects", "class": "write", "requests": 700},
+        {"endpoint": "GET /health/live", "class": "health", "requests": 300},  # not in the SLO
+        {"endpoint": "GET /metrics", "class": None, "requests": 60},
+    ]
+    summary.write_text(json.dumps({"endpoints": endpoints}))
+    assert gate_sim.counts_from_summary(summary, load("ci")) == {"read": 5000, "write": 700}
+    assert gate_sim.main(["--trials", "50", "--summary", str(summary)]) == 0
+    assert gate_sim.main(["--trials", "50", "--summary", str(tmp_path / "missing.json")]) == 2
