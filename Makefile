@@ -111,6 +111,14 @@ loadtest: venv system-deps ## gated Locust run: ENV=ci starts a local stack; ENV
 loadtest-compare: venv system-deps ## relative gate on a shared runner: head vs BASE=<git ref>, interleaved pairs, same data
 	$(PY) -m loadtests.compare --base $(BASE) $(COMPARE_ARGS)
 
+.PHONY: loadtest-calibrate
+loadtest-calibrate: venv system-deps ## A/A: the head against itself, PAIRS=7 interleaved pairs; the spread that sets --max-ratio/--floor-ms
+	$(PY) -m loadtests.compare --aa --pairs $(or $(PAIRS),7) --out reports/loadtest-calibrate $(COMPARE_ARGS)
+
+.PHONY: gate-sim
+gate-sim: venv ## the load gate's false-pass / false-fail rates at the CI run's sample counts (simulated)
+	$(PY) -m loadtests.gate_sim $(GATE_SIM_ARGS)
+
 .PHONY: bench-deps
 bench-deps: ## apt-get install wrk (only the benchmark needs it)
 	@command -v wrk >/dev/null 2>&1 || { \

@@ -16,7 +16,7 @@ from kit import environments, k8s_checks, k8s_overlays
 from kit.environments import PodPeer
 from kit.k8s_overlays import deployed
 from kit.paths import K8S, LOADTESTS
-from loadtests import k8s, shapes
+from loadtests import k8s, shapes, targets
 
 LOADTEST = K8S / "loadtest"
 CONFIG = environments.load()
@@ -89,6 +89,8 @@ def test_the_committed_plan_is_a_valid_fixed_plan() -> None:
     )
     plan = shapes.Plan.from_json(json.loads(line.split("=", 1)[1]))
     assert plan.kind == "fixed" and plan.peak_users > 0 and plan.warmup_seconds > 0
+    # Every worker counts the SLO classes' thresholds exactly (the gate needs them for the SLIs).
+    assert plan.latency_bounds_ms == targets.load_document().latency_bounds_ms
 
 
 def _settings(rendered: list[dict[str, Any]]) -> dict[str, str]:
