@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from infra.stack_config import PREVIEW_STACK, PROJECT, image_problem
-from kit import k8s_overlays
+from kit import environments, k8s_overlays
 from kit.paths import K8S, ROOT
 
 TEMPLATE_STACK = "pr"
@@ -76,6 +76,11 @@ def _checked_image(image: str) -> str:
     problem = image_problem(image)
     if problem:
         raise PreviewError(f"--image: {problem}")
+    # The preview overlay runs a pull request's build by digest, from the configured repository.
+    try:
+        k8s_overlays.parse_image(image, environments.load().image_repository)
+    except k8s_overlays.OverlayError as error:
+        raise PreviewError(f"--image: {error}") from None
     return image
 
 
@@ -91,7 +96,7 @@ def open_preview(cli: PulumiCli, pull_request: int, image: str, k8s_dir: Path = 
     overlay = k8s_dir / "overlays" / "preview"
     committed = {path: path.read_text() for path in overlay.iterdir() if path.is_file()}
     try:
-        k8s_overlays.render_preview(pull_request, k8s_dir)
+        k8s_overlays.render_preview(pull_request, k8s_dir, image)
         cli.run("up", "--yes", "--stack", stack, "--policy-pack", str(POLICY_PACK))
     finally:
         for path, text in committed.items():

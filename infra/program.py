@@ -48,7 +48,7 @@ def preview_labels(target: Target, now: float) -> dict[str, str]:
     """Labels on every Kubernetes object of a preview: its pull request and when it may be swept."""
     if target.pull_request is None:
         return {}
-    ttl_hours = target.environment.ttl_hours or 0
+    ttl_hours = target.environment.preview_ttl_hours or 0
     return {
         PREVIEW_PR_LABEL: str(target.pull_request),
         # Unix seconds: label values cannot hold the ':' of an ISO timestamp.

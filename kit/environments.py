@@ -1,8 +1,9 @@
 """Schema of config/environments.yaml, the one place for per-environment settings.
 
-Read by the overlay generator (kit/k8s_overlays.py), the load tests (loadtests/) and the Pulumi
-program (infra/). Unknown keys are refused, and so are combinations that cannot work; every error
-names the key path (``environments.prod.autoscaling.min: ...``).
+Read by the overlay generator (kit/k8s_overlays.py, which also renders the shared Gateway from
+`edge`), the load tests (loadtests/) and the Pulumi program (infra/). Unknown keys are refused,
+and so are combinations that cannot work; every error names the key path
+(``environments.prod.autoscaling.min: ...``).
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ class Resources(_Model):
 class Autoscaling(_Model):
     min: int = Field(ge=1)
     max: int = Field(ge=1)
-    target_cpu_percent: int = Field(ge=1, le=100)
+    # Of the CPU request (Kubernetes' utilisation): above 100 where the limit is above the request;
+    # kit/k8s_overlays.py refuses a target above the measured capacity share of the limit.
+    target_cpu_percent: int = Field(ge=1)
     # Per-pod request rate for the HPA's Pods metric; None where no custom-metrics adapter runs.
     target_requests_per_second: int | None = Field(default=None, ge=1)
 
@@ -57,6 +60,73 @@ class Autoscaling(_Model):
         if self.min > self.max:
             raise ValueError(f"min: {self.min} is above max {self.max}")
         return self
+
+
+class LoadTesting(_Model):
+    """An environment the in-cluster load test may target (k8s/loadtest)."""
+
+    # RATE_LIMIT_<CLASS> overrides ("N/period"), sized for Locust workers: raised, never off.
+    rate_limits: dict[str, str] = Field(default_factory=dict)
+
+
+class Quota(_Model):
+    """A per-pull-request namespace's ResourceQuota."""
+
+    cpu: str
+    memory: str
+    pods: int = Field(ge=1)
+
+    @field_validator("cpu", "memory", mode="before")
+    @classmethod
+    def _quantity(cls, value: object) -> object:
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+class PodPeer(_Model):
+    """Pods outside the service's namespace, found by namespace name and pod labels."""
+
+    namespace: str = Field(min_length=1)
+    pod_labels: dict[str, str] = Field(min_length=1)
+
+
+class GatewayRef(_Model):
+    namespace: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+
+
+class Edge(_Model):
+    """The shared Gateway API edge (k8s/platform/gateway, deployed by infra/components/addons.py)."""
+
+    gateway_class: str = Field(min_length=1)
+    gateway: GatewayRef
+    cluster_issuer: str = Field(min_length=1)
+    proxy_peer: PodPeer
+
+    @property
+    def gateway_namespace(self) -> str:
+        return self.gateway.namespace
+
+    @property
+    def gateway_name(self) -> str:
+        return self.gateway.name
+
+
+class TracingCollector(_Model):
+    namespace: str = Field(min_length=1)
+    service: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    pod_labels: dict[str, str] = Field(min_length=1)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.service}.{self.namespace}.svc.cluster.local:{self.port}"
+
+
+class Capacity(_Model):
+    """Measured per-pod capacity knee (req/s) and the share of it autoscaling aims for."""
+
+    knee_rps_per_pod: float = Field(gt=0)
+    target_fraction: float = Field(gt=0, le=1)
 
 
 # --- infrastructure settings (read by the Pulumi program only) ----------------------------------
@@ -171,8 +241,15 @@ class Environment(_Model):
     # Per-pull-request environments: "{pr}" is replaced by the pull request number.
     namespace_template: str | None = None
     host_template: str | None = None
-    # Previews: how long after its last deployment a preview may be swept (infra/previews.py).
-    ttl_hours: int | None = Field(default=None, ge=1, le=24 * 30)
+    # Zones the API must spread over (whenUnsatisfiable DoNotSchedule); None: best effort.
+    min_zones: int | None = Field(default=None, ge=2)
+    # OTLP traces to the tracing_collector (endpoint setting and NetworkPolicy egress).
+    tracing: bool = False
+    load_testing: LoadTesting | None = None
+    # Previews: hours after its last deployment until the sweepers (infra/previews.py, the
+    # preview.kit/expires-at label) may delete it, and the namespace's ResourceQuota.
+    preview_ttl_hours: int | None = Field(default=None, ge=1, le=24 * 30)
+    quota: Quota | None = None
     # What the Pulumi program creates for this environment (AWS network, cluster, data stores).
     infra: InfraSettings | None = None
 
@@ -188,8 +265,21 @@ class Environment(_Model):
                 raise ValueError(f"{key}: {template!r} has no {{pr}} placeholder")
         if (self.namespace_template is None) != (self.host_template is None):
             raise ValueError("namespace_template: needs host_template too (and the other way round)")
-        if self.ttl_hours is not None and self.namespace_template is None:
-            raise ValueError("ttl_hours: only per-pull-request environments (with namespace_template) expire")
+        if self.preview_ttl_hours is not None and self.namespace_template is None:
+            raise ValueError(
+                "preview_ttl_hours: only per-pull-request environments (with namespace_template) expire"
+            )
+        if self.quota is not None and self.namespace_template is None:
+            raise ValueError("quota: only per-pull-request environments (with namespace_template) have one")
+        if self.load_testing is not None and self.name == "prod":
+            raise ValueError("load_testing: never in prod (its rate limits would be raised for everyone)")
+        if self.min_zones is not None and self.infra is not None:
+            zones = self.infra.network.availability_zones
+            if self.min_zones > zones:
+                raise ValueError(
+                    f"min_zones: {self.min_zones} is above infra.network.availability_zones {zones}"
+                    " (pods would stay Pending)"
+                )
         if self.namespace_template is not None and self.infra is not None:
             raise ValueError("infra: previews create no infrastructure of their own (they use dev's)")
         if self.local and (self.namespace or self.infra):
@@ -224,6 +314,13 @@ class Image(_Model):
 
 class EnvironmentsConfig(_Model):
     image: Image
+    # The shared Gateway every deployed environment's HTTPRoute attaches to.
+    edge: Edge | None = None
+    # Where traces go for environments with `tracing: true`.
+    tracing_collector: TracingCollector | None = None
+    # The in-cluster load test's namespace; environments with `load_testing` admit its pods.
+    loadtest_namespace: str | None = None
+    capacity: Capacity | None = None
     environments: dict[str, Environment] = Field(min_length=1)
 
     @model_validator(mode="before")
@@ -240,6 +337,15 @@ class EnvironmentsConfig(_Model):
                 envs[name] = env
             raw = {**raw, "environments": envs}
         return raw
+
+    @model_validator(mode="after")
+    def _references(self) -> EnvironmentsConfig:
+        for name, env in self.environments.items():
+            if env.tracing and self.tracing_collector is None:
+                raise ValueError(f"environments.{name}.tracing: true needs a top-level tracing_collector")
+            if env.load_testing is not None and not self.loadtest_namespace:
+                raise ValueError(f"environments.{name}.load_testing: needs a top-level loadtest_namespace")
+        return self
 
     @property
     def image_repository(self) -> str:

@@ -1,9 +1,11 @@
 """The cluster add-ons the manifests assume, as Helm v4 charts with pinned versions.
 
-metrics-server (the HPAs), Envoy Gateway (GatewayClass `eg`, the Gateway API the overlays'
-HTTPRoutes attach to), cert-manager (certificates, including the preview wildcard) and External
-Secrets Operator (Secrets Manager -> Kubernetes Secrets through IRSA). The shared Gateway and the
-ClusterIssuer live in k8s/platform/gateway and are applied from there (kustomize), unchanged.
+metrics-server (the HPAs), Stakater Reloader (rolls pods when their Secret changes), Envoy
+Gateway (GatewayClass `eg`, the Gateway API the overlays' HTTPRoutes attach to), cert-manager
+(certificates, including the preview wildcard) and External Secrets Operator (Secrets Manager ->
+Kubernetes Secrets through IRSA). The shared Gateway and the ClusterIssuer live in
+k8s/platform/gateway and are applied from there (kustomize), unchanged; the issuer's Route 53
+DNS-01 solver uses cert-manager's IRSA role (route53_dns01_policy).
 """
 
 from __future__ import annotations
@@ -22,6 +24,33 @@ from kit.paths import K8S
 
 GATEWAY_DIRECTORY = K8S / "platform" / "gateway"
 SECRET_STORE = "aws-secrets-manager"  # noqa: S105 (a ClusterSecretStore name, not a secret)
+# cert-manager's controller service account (the chart's release name): the ClusterIssuer in
+# k8s/platform/gateway answers DNS-01 challenges in Route 53 with this account's IAM role.
+CERT_MANAGER_SERVICE_ACCOUNT = ("cert-manager", "cert-manager")
+
+
+def route53_dns01_policy() -> str:
+    """What cert-manager's DNS-01 solver needs in Route 53: TXT records under _acme-challenge only."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "route53:GetChange", "Resource": "arn:aws:route53:::change/*"},
+                {
+                    "Effect": "Allow",
+                    "Action": ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"],
+                    "Resource": "arn:aws:route53:::hostedzone/*",
+                    "Condition": {
+                        "ForAllValues:StringEquals": {"route53:ChangeResourceRecordSetsRecordTypes": ["TXT"]},
+                        "ForAllValues:StringLike": {
+                            "route53:ChangeResourceRecordSetsNormalizedRecordNames": ["_acme-challenge.*"]
+                        },
+                    },
+                },
+                {"Effect": "Allow", "Action": "route53:ListHostedZonesByName", "Resource": "*"},
+            ],
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -44,6 +73,8 @@ CHARTS: dict[str, ChartPin] = {
     "external-secrets": ChartPin(
         "external-secrets", "0.16.1", "https://charts.external-secrets.io", "external-secrets"
     ),
+    # Rolls the app's pods when reference-service-secrets changes (the Deployments' annotation).
+    "reloader": ChartPin("reloader", "2.1.4", "https://stakater.github.io/stakater-charts", "kube-system"),
     "kube-prometheus-stack": ChartPin(
         "kube-prometheus-stack", "77.0.0", "https://prometheus-community.github.io/helm-charts", "monitoring"
     ),
@@ -107,10 +138,23 @@ class Addons(pulumi.ComponentResource):
             return pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[*extra, *after])
 
         metrics_server = chart("metrics-server", {"replicas": 2}, in_namespace("kube-system"))
+        # Only Deployments annotated secret.reloader.stakater.com/reload are rolled.
+        reloader = chart("reloader", {"reloader": {"autoReloadAll": False}}, in_namespace("kube-system"))
         envoy_gateway = chart("envoy-gateway", {}, in_namespace("envoy-gateway-system"))
+        cert_manager_namespace, cert_manager_account = CERT_MANAGER_SERVICE_ACCOUNT
+        cert_manager_role = args.cluster.irsa_role(
+            "cert-manager", cert_manager_namespace, cert_manager_account, inline_policy=route53_dns01_policy()
+        )
         cert_manager = chart(
             "cert-manager",
-            {"crds": {"enabled": True}, "config": {"enableGatewayAPI": True}},
+            {
+                "crds": {"enabled": True},
+                "config": {"enableGatewayAPI": True},
+                "serviceAccount": {
+                    "name": cert_manager_account,
+                    "annotations": {"eks.amazonaws.com/role-arn": cert_manager_role.arn},
+                },
+            },
             in_namespace("cert-manager", envoy_gateway),
         )
 
@@ -158,5 +202,5 @@ class Addons(pulumi.ComponentResource):
                 parent=self, provider=provider, depends_on=[envoy_gateway, cert_manager]
             ),
         )
-        self.ready = [metrics_server, envoy_gateway, cert_manager, external_secrets, store, gateway]
+        self.ready = [metrics_server, reloader, envoy_gateway, cert_manager, external_secrets, store, gateway]
         self.register_outputs({})

@@ -87,7 +87,51 @@ def test_the_committed_file_is_valid() -> None:
             ...,
             "environments.preview.namespace_template: needs host_template too",
         ),
-        ("environments.dev.ttl_hours", 5, "environments.dev.ttl_hours: only per-pull-request environments"),
+        (
+            "environments.dev.preview_ttl_hours",
+            5,
+            "environments.dev.preview_ttl_hours: only per-pull-request environments",
+        ),
+        (
+            "environments.prod.quota",
+            {"cpu": "2", "memory": "2Gi", "pods": 8},
+            "environments.prod.quota: only per-pull-request environments",
+        ),
+        ("environments.preview.quota.pods", 0, "environments.preview.quota.pods: Input should be greater"),
+        (
+            "environments.prod.load_testing",
+            {"rate_limits": {"login": "100/minute"}},
+            "environments.prod.load_testing: never in prod",
+        ),
+        (
+            "environments.prod.min_zones",
+            1,
+            "environments.prod.min_zones: Input should be greater than or equal to 2",
+        ),
+        (
+            "environments.prod.min_zones",
+            4,
+            "environments.prod.min_zones: 4 is above infra.network.availability_zones 3",
+        ),
+        (
+            "loadtest_namespace",
+            ...,
+            "environments.staging.load_testing: needs a top-level loadtest_namespace",
+        ),
+        (
+            "capacity.target_fraction",
+            1.5,
+            "capacity.target_fraction: Input should be less than or equal to 1",
+        ),
+        ("capacity.knee_rps_per_pod", 0, "capacity.knee_rps_per_pod: Input should be greater than 0"),
+        ("edge.gateway.name", ..., "edge.gateway.name: Field required"),
+        ("edge.gateway_name", "platform", "edge.gateway_name: Extra inputs are not permitted"),
+        (
+            "edge.proxy_peer.pod_labels",
+            {},
+            "edge.proxy_peer.pod_labels: Dictionary should have at least 1 item",
+        ),
+        ("tracing_collector.port", 0, "tracing_collector.port: Input should be greater than or equal to 1"),
         (
             "environments.preview.infra",
             RAW["environments"]["dev"]["infra"],
@@ -168,6 +212,28 @@ def test_the_committed_file_is_valid() -> None:
 def test_invalid_values_are_refused_naming_the_key(path: str, value: Any, expected: str) -> None:
     found = problems(changed(path, value))
     assert any(line.startswith(expected) for line in found), found
+
+
+def test_tracing_needs_the_collector() -> None:
+    raw = changed("tracing_collector", ...)
+    raw["environments"]["staging"]["tracing"] = True
+    assert problems(raw) == ["environments.staging.tracing: true needs a top-level tracing_collector"]
+
+
+def test_the_edge_and_collector_are_read_as_the_overlays_use_them() -> None:
+    config = environments.parse(RAW)
+    assert config.edge is not None
+    assert (config.edge.gateway_class, config.edge.gateway_namespace, config.edge.gateway_name) == (
+        "eg",
+        "gateway-system",
+        "platform",
+    )
+    assert config.edge.cluster_issuer == "letsencrypt"
+    assert config.tracing_collector is not None
+    assert config.tracing_collector.endpoint == "http://otel-collector.observability.svc.cluster.local:4318"
+    preview = config.get("preview")
+    assert preview.quota is not None
+    assert (preview.quota.cpu, preview.quota.memory, preview.quota.pods) == ("2", "2Gi", 8)
 
 
 def test_load_names_the_file(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -232,3 +233,18 @@ def test_pr_template_stack_file_is_what_previews_copy() -> None:
     template = yaml.safe_load((ROOT / "Pulumi.pr.yaml").read_text())["config"]
     assert template["reference-platform:devStack"].endswith("/reference-platform/dev")
     assert "reference-platform:image" not in template  # set per pull request by make preview
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        ("ghcr.io/example/reference-service:0.2.0", "must look like <repository>@sha256:"),
+        ("ghcr.io/other/service@sha256:" + "c" * 64, "is not from ghcr.io/example/reference-service"),
+    ],
+)
+def test_open_runs_only_a_build_by_digest_from_the_configured_repository(
+    fake_pulumi: Any, k8s_copy: Path, image: str, message: str
+) -> None:
+    with pytest.raises(previews.PreviewError, match=f"^--image: .*{re.escape(message)}"):
+        previews.open_preview(previews.PulumiCli(), 3, image, k8s_dir=k8s_copy)
+    assert fake_pulumi.calls() == []

@@ -68,7 +68,8 @@ def test_environment_stack_creates_the_platform(runs: dict[str, Run], stack: str
     oidc = run.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider").inputs
     assert oidc["clientIdLists"] == ["sts.amazonaws.com"]
     assert oidc["url"].startswith("https://oidc.eks.")
-    # IRSA: External Secrets may assume its role only as its own service account.
+    # IRSA: External Secrets, cert-manager and the EBS driver may assume their roles only as
+    # their own service accounts.
     trusts = [json.loads(r.inputs["assumeRolePolicy"]) for r in run.of_type("aws:iam/role:Role")]
     subjects = {
         value
@@ -79,6 +80,7 @@ def test_environment_stack_creates_the_platform(runs: dict[str, Run], stack: str
     }
     assert subjects == {
         "system:serviceaccount:external-secrets:external-secrets",
+        "system:serviceaccount:cert-manager:cert-manager",
         "system:serviceaccount:kube-system:ebs-csi-controller-sa",
     }
     addons = {a.inputs["addonName"]: a.inputs for a in run.of_type("aws:eks/addon:Addon")}
@@ -174,6 +176,8 @@ def test_addons_are_pinned_charts_and_prometheus_keeps_35_days(runs: dict[str, R
     assert charts["prometheus-pushgateway"]["values"]["fullnameOverride"] == "prometheus-pushgateway"
     eso = charts["external-secrets"]["values"]["serviceAccount"]["annotations"]
     assert eso["eks.amazonaws.com/role-arn"].startswith("arn:")
+    # Reloader rolls only what asks for it: the overlay's Deployments name their Secret.
+    assert charts["reloader"]["values"]["reloader"]["autoReloadAll"] is False
     dashboards = runs[stack].of_type("kubernetes:core/v1:ConfigMap")
     dashboard_maps = [
         d for d in dashboards if d.inputs["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
@@ -329,7 +333,7 @@ def test_preview_deploys_the_overlay_in_its_namespace_with_the_pr_image(runs: di
     assert outputs["serviceUrl"] == "https://pr-123.preview.example.com"
     assert outputs["namespace"] == "reference-service-pr-123"
     assert outputs["image"] == PR_IMAGE
-    ttl = CONFIG.get("preview").ttl_hours
+    ttl = CONFIG.get("preview").preview_ttl_hours
     assert ttl is not None
     assert int(run.started) + ttl * 3600 <= outputs["expiresAt"] <= run.finished + ttl * 3600
     assert secret["metadata"]["labels"]["preview.kit/expires-at"] == str(outputs["expiresAt"])
@@ -378,3 +382,85 @@ def test_the_overlay_creates_the_namespace_pulumi_writes_into(runs: dict[str, Ru
     required = {ref["key"] for ref in refs if not ref.get("optional")}
     assert required, "the Deployments read no secret key?"
     assert required <= provided, required - provided
+
+
+def _gateway_objects() -> dict[str, list[dict[str, Any]]]:
+    """k8s/platform/gateway as kustomize renders it, by kind."""
+    from kit import k8s_checks
+
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for obj in k8s_checks.render(GATEWAY_DIRECTORY):
+        by_kind.setdefault(obj["kind"], []).append(obj)
+    return by_kind
+
+
+def test_the_deployed_gateway_directory_is_the_edge_the_config_names() -> None:
+    edge = CONFIG.edge
+    assert edge is not None
+    objects = _gateway_objects()
+    assert [c["metadata"]["name"] for c in objects["GatewayClass"]] == [edge.gateway_class] == ["eg"]
+    (gateway,) = objects["Gateway"]
+    assert (gateway["metadata"]["namespace"], gateway["metadata"]["name"]) == (
+        edge.gateway_namespace,
+        edge.gateway_name,
+    )
+    assert gateway["spec"]["gatewayClassName"] == edge.gateway_class
+    assert [n["metadata"]["name"] for n in objects["Namespace"]] == [edge.gateway_namespace]
+    (issuer,) = objects["ClusterIssuer"]
+    assert issuer["metadata"]["name"] == edge.cluster_issuer == "letsencrypt"
+    # DNS-01 on Route 53 with ambient credentials: the IRSA role of cert-manager, no key.
+    (solver,) = issuer["spec"]["acme"]["solvers"]
+    route53 = solver["dns01"]["route53"]
+    assert not {"accessKeyID", "accessKeyIDSecretRef", "secretAccessKeySecretRef", "role"} & set(route53)
+    for certificate in objects["Certificate"]:
+        assert certificate["spec"]["issuerRef"]["name"] == edge.cluster_issuer
+
+
+@pytest.mark.parametrize("stack", ENVIRONMENT_STACKS)
+def test_cert_manager_answers_dns01_in_route53_through_its_own_role(runs: dict[str, Run], stack: str) -> None:
+    run = runs[stack]
+    charts = {c.inputs["name"]: c.inputs for c in run.of_type("kubernetes:helm.sh/v4:Chart")}
+    account = charts["cert-manager"]["values"]["serviceAccount"]
+    assert account["name"] == "cert-manager"
+    assert charts["cert-manager"]["namespace"] == "cert-manager"
+    roles = {r.name: r.inputs for r in run.of_type("aws:iam/role:Role")}
+    (role_name,) = [name for name in roles if name.endswith("-irsa-cert-manager")]
+    (statement,) = json.loads(roles[role_name]["assumeRolePolicy"])["Statement"]
+    assert {k.rsplit(":", 1)[1]: v for k, v in statement["Condition"]["StringEquals"].items()} == {
+        "sub": "system:serviceaccount:cert-manager:cert-manager",
+        "aud": "sts.amazonaws.com",
+    }
+    (policy,) = [p.inputs for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.name == role_name]
+    statements = json.loads(policy["policy"])["Statement"]
+    actions = {
+        action
+        for s in statements
+        for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert actions == {
+        "route53:GetChange",
+        "route53:ChangeResourceRecordSets",
+        "route53:ListResourceRecordSets",
+        "route53:ListHostedZonesByName",
+    }
+    (change,) = [s for s in statements if "route53:ChangeResourceRecordSets" in s["Action"]]
+    assert change["Condition"]["ForAllValues:StringEquals"] == {
+        "route53:ChangeResourceRecordSetsRecordTypes": ["TXT"]
+    }
+    # The platform Gateway (and its ClusterIssuer) is applied only once cert-manager runs.
+    gateway = [d for d in run.of_type("kubernetes:kustomize/v2:Directory") if d.name == "platform-gateway"]
+    assert [d.inputs["directory"] for d in gateway] == [str(GATEWAY_DIRECTORY)]
+
+
+@pytest.mark.parametrize("stack", ENVIRONMENT_STACKS)
+def test_the_app_trusts_forwarded_headers_from_the_vpc_it_runs_in(stack: str) -> None:
+    """Pods (the Envoy proxies too) get VPC addresses (VPC CNI): the VPC must be a trusted range."""
+    import ipaddress
+
+    settings = CONFIG.get(stack).infra
+    assert settings is not None
+    config_env = (K8S / "base" / "config.env").read_text().splitlines()
+    (line,) = [entry for entry in config_env if entry.startswith("FORWARDED_ALLOW_IPS=")]
+    trusted = [ipaddress.ip_network(r) for r in line.partition("=")[2].split(",")]
+    vpc = ipaddress.ip_network(settings.network.cidr)
+    assert any(vpc.subnet_of(network) for network in trusted if network.version == 4), (vpc, trusted)

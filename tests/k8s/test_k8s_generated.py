@@ -15,6 +15,9 @@ from kit.k8s_overlays import ALERT_RULES_FILE, PLACEHOLDER_RULES, OverlayError
 from kit.paths import ROOT
 from tests.k8s.support import CONFIG
 
+IMAGE = CONFIG.image_repository
+DIGEST = "sha256:" + "ab" * 32
+
 
 def test_generated_overlays_are_fresh() -> None:
     stale = k8s_overlays.stale_outputs(k8s_overlays.render_all())
@@ -83,11 +86,8 @@ def test_check_mode_reports_a_stale_overlay(k8s_copy: Path) -> None:
 
 def test_latest_is_refused_as_an_image_tag() -> None:
     prod = CONFIG.get("prod")
-
     with pytest.raises(OverlayError, match="'latest' is not a version"):
-        k8s_overlays.render_kustomization(
-            prod.model_copy(update={"image_tag": "latest"}), CONFIG.image_repository
-        )
+        k8s_overlays.release_for(prod.model_copy(update={"image_tag": "latest"}), CONFIG.image_repository)
 
 
 @pytest.mark.parametrize(
@@ -95,7 +95,12 @@ def test_latest_is_refused_as_an_image_tag() -> None:
     [
         (["pin-image", "prod", "sha256:1234"], "digest must look like sha256:<64 lowercase hex>"),
         (["pin-image", "nowhere", "sha256:" + "a" * 64], "no kustomization.yaml in"),
-        (["preview", "--pr", "0"], "pull request number must be positive"),
+        (["preview", "--pr", "0", "--image", f"{IMAGE}@{DIGEST}"], "pull request number must be positive"),
+        (["preview", "--pr", "7", "--image", f"{IMAGE}:pr-7"], "image must look like <repository>@sha256:"),
+        (
+            ["preview", "--pr", "7", "--image", f"docker.io/someone/app@{DIGEST}"],
+            "is not from ghcr.io/example/reference-service",
+        ),
     ],
 )
 def test_cli_refuses_bad_input_in_one_line(
