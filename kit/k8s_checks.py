@@ -35,7 +35,14 @@ STANDARD_LABELS = (
 NAMESPACE_WIDE = {("Namespace", None), ("ConfigMap", None), ("NetworkPolicy", "default-deny-all")}
 
 SECRET_NAME = "reference-service-secrets"  # noqa: S105 - a name, not a value
-SECRET_KEYS = {"DATABASE_URL", "REDIS_URL", "JWT_SECRET", "WEBHOOK_URL", "WEBHOOK_SIGNING_SECRET"}
+SECRET_KEYS = {
+    "DATABASE_URL",
+    "MIGRATION_DATABASE_URL",
+    "REDIS_URL",
+    "JWT_SECRET",
+    "WEBHOOK_URL",
+    "WEBHOOK_SIGNING_SECRET",
+}
 # Egress the service may have: DNS, PostgreSQL, Redis, the webhook over HTTPS.
 ALLOWED_EGRESS_PORTS = {53, 5432, 6379, 443}
 # Seconds the app needs after its drain bound to close pools and flush logs (see api/deployment.yaml).
