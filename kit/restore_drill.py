@@ -193,9 +193,9 @@ def run_drill(projects: int, workdir: Path) -> Report:
             with service_process(urls.app, workdir, jwt_secret=secrets.token_hex(32)) as app:
                 result = smoke(app.base_url, accounts.owner_email(0), accounts.password())
         except (AssertionError, RuntimeError, TimeoutError) as exc:
-            raise DrillError(
-                f"service smoke test on the restored copy failed: {str(exc).splitlines()[0]}"
-            ) from None
+            lines = str(exc).strip().splitlines()
+            last = f" (last log line: {lines[-1][:300]})" if len(lines) > 1 else ""
+            raise DrillError(f"service smoke test on the restored copy failed: {lines[0]}{last}") from None
         rto = time.perf_counter() - restore_started
         if result.projects_listed < 1:
             raise DrillError("service smoke test: the seeded owner sees no projects in the restored copy")
@@ -217,10 +217,15 @@ def main(argv: list[str] | None = None) -> int:
         "--projects", type=int, default=SMALL_PROJECTS, help="projects to seed (1M: the large drill)"
     )
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument("--keep", type=Path, help="keep the backup and the service log in this directory")
     args = parser.parse_args(argv)
     try:
-        with tempfile.TemporaryDirectory(prefix="restore-drill-") as workdir:
-            report = run_drill(args.projects, Path(workdir))
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            report = run_drill(args.projects, args.keep)
+        else:
+            with tempfile.TemporaryDirectory(prefix="restore-drill-") as workdir:
+                report = run_drill(args.projects, Path(workdir))
     except (DrillError, OSError) as exc:
         print(f"restore drill failed: {exc}", file=sys.stderr)
         return 1
