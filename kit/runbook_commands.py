@@ -68,13 +68,15 @@ PLATFORM_OBJECTS: dict[str, dict[str, set[str] | None]] = {
         "Gateway": {"platform"},
         "Certificate": None,
         "CertificateRequest": None,
+        "Order": None,
+        "Challenge": None,
         "Event": None,
     },
     "envoy-gateway-system": {"Deployment": {"envoy-gateway"}, "Pod": None, "Service": None},
     "cert-manager": {"Deployment": {"cert-manager"}, "Pod": None},
     "monitoring": {
         "Pod": None,
-        "Service": {"prometheus-pushgateway"},
+        "Service": {"prometheus-pushgateway", "alertmanager-operated", "prometheus-operated"},
         "Alertmanager": None,
         "Prometheus": None,
     },
@@ -194,6 +196,7 @@ class Command:
     path: Path
     text: str
     argv: tuple[str, ...]
+    mention: bool = False  # an inline code span in prose: `python -m app.probe` names a tool
 
 
 # --- the repository's facts --------------------------------------------------------------------
@@ -320,7 +323,7 @@ def is_placeholder(token: str) -> bool:
     return "__PH_" in token
 
 
-def split_commands(path: Path, script: str) -> Iterator[Command]:
+def split_commands(path: Path, script: str, mention: bool = False) -> Iterator[Command]:
     """Simple commands of a shell snippet: comments dropped, continuations joined, pipes split."""
     script = re.sub(r"\\\n", " ", script)
     lines = [line for line in script.splitlines() if not line.lstrip().startswith("#")]
@@ -335,7 +338,7 @@ def split_commands(path: Path, script: str) -> Iterator[Command]:
     for token in [*tokens, ";"]:
         if token and set(token) <= set("|&;\n"):
             if current:
-                yield Command(path, " ".join(current), tuple(current))
+                yield Command(path, " ".join(current), tuple(current), mention)
             current = []
         else:
             current.append(token)
@@ -350,7 +353,7 @@ def commands_in(path: Path) -> Iterator[Command]:
     for span in INLINE.findall(prose):
         first = span.split(" ", 1)[0]
         if first in PROGRAMS and " " in span:
-            yield from split_commands(path, span)
+            yield from split_commands(path, span, mention=True)
 
 
 def runbook_files() -> list[Path]:
@@ -370,13 +373,13 @@ def _flags_of_help(argv: Sequence[str]) -> set[str]:
 def _cached_help_flags(argv: tuple[str, ...]) -> set[str]:
     result = subprocess.run([*argv, "--help"], capture_output=True, text=True, timeout=30, check=False)  # noqa: S603
     text = result.stdout + result.stderr
-    return set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*|-[a-zA-Z])\b", text))
+    return set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9.-]*[a-z0-9]|-[a-zA-Z])\b", text))
 
 
 @functools.cache
 def _kubectl_global_flags() -> set[str]:
     result = subprocess.run(["kubectl", "options"], capture_output=True, text=True, timeout=30, check=False)  # noqa: S607
-    return set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*|-[a-zA-Z])\b", result.stdout))
+    return set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9.-]*[a-z0-9]|-[a-zA-Z])\b", result.stdout))
 
 
 KUBECTL_VALUE_FLAGS = {
@@ -450,6 +453,8 @@ def _selector(text: str) -> dict[str, str] | None:
 
 
 def _labels_of(obj: Obj, kind: str) -> Iterator[dict[str, str]]:
+    if kind == "EndpointSlice" and obj.get("kind") == "Service":  # the EndpointSlice controller's label
+        yield {"kubernetes.io/service-name": obj["metadata"]["name"]}
     if kind in POD_KINDS and obj.get("kind") in k8s_checks.WORKLOAD_KINDS:
         yield obj["spec"]["template"].get("metadata", {}).get("labels", {})
     if kind in POD_KINDS and obj.get("kind") == "Pod":
@@ -680,11 +685,15 @@ def check_python(command: Command, facts: Repo) -> list[str]:
     argv = list(command.argv)
     if argv[1:2] == ["-c"]:
         return []
+    if command.mention and len(argv) < 3:
+        return []
     if argv[1:2] != ["-m"] or len(argv) < 3:
         return ["use `python -m <module>` (scripts by path are not checked)"]
     module, args = argv[2], argv[3:]
     if importlib.util.find_spec(module) is None:
         return [f"no module {module}"]
+    if command.mention and not args:
+        return []  # prose naming the tool, not a command line
     if any(is_placeholder(a) for a in args):
         args = [re.sub(r"__PH_\w+?__", "00000000-0000-0000-0000-000000000000", a) for a in args]
     return check_argparse(module, args)
