@@ -431,6 +431,9 @@ def _kubectl_parse(argv: Sequence[str]) -> tuple[list[str], dict[str, list[str]]
     i = 0
     while i < len(rest):
         token = rest[i]
+        if re.fullmatch(r"-[a-zA-Z]{2,}", token):  # -it: combined short flags
+            rest[i : i + 1] = [f"-{letter}" for letter in token[1:]]
+            token = rest[i]
         if token.startswith("-"):
             name, eq, value = token.partition("=")
             used.append(name)
