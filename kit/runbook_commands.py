@@ -211,6 +211,7 @@ class Repo:
     routed_prefixes: list[str] = field(default_factory=list)
     app_paths: list[re.Pattern[str]] = field(default_factory=list)
     hosts: set[str] = field(default_factory=set)
+    variables: dict[str, str] = field(default_factory=dict)  # `export X=value` of the conventions
 
     def named(self, kind: str, name: str) -> bool:
         return (kind, name) in UNRENDERED_OBJECTS or any(
@@ -308,6 +309,7 @@ def repo() -> Repo:
         routed_prefixes=prefixes,
         app_paths=_app_paths(),
         hosts=hosts,
+        variables=convention_values(),
     )
 
 
@@ -711,7 +713,7 @@ def check_amtool(command: Command, facts: Repo) -> list[str]:
 
 
 def check_curl(command: Command, facts: Repo) -> list[str]:
-    urls = [a for a in command.argv[1:] if a.startswith(("http://", "https://"))]
+    urls = [_expand(a, facts.variables) for a in command.argv[1:] if a.startswith(("http://", "https://"))]
     errors = []
     for url in urls:
         parsed = urlparse(url.replace("__PH_", "PH_"))
@@ -762,6 +764,18 @@ def convention_variables() -> set[str]:
     return set(ASSIGNMENT.findall("\n".join(b for _, b in FENCE.findall(CONVENTIONS.read_text()))))
 
 
+def convention_values() -> dict[str, str]:
+    """`export HOST=api.example.com` in runbooks/README.md -> {"HOST": "api.example.com"}."""
+    blocks = "\n".join(b for _, b in FENCE.findall(CONVENTIONS.read_text()))
+    return dict(re.findall(r"^\s*export\s+([A-Za-z_][A-Za-z0-9_]*)=(\S+)", blocks, re.MULTILINE))
+
+
+def _expand(text: str, variables: dict[str, str]) -> str:
+    return VARIABLE.sub(
+        lambda m: variables.get(m.group(1), m.group(0)), text.replace("${", "$").replace("}", "")
+    )
+
+
 # --- PromQL --------------------------------------------------------------------------------------
 
 SYNTHETIC_METRICS = {
@@ -808,6 +822,26 @@ def check_promql(path: Path, facts: Repo) -> list[Problem]:
             if not known:
                 problems.append(Problem(path, expr, f"metric {name} is exported by nothing the kit knows"))
     return problems
+
+
+# --- SQL ---------------------------------------------------------------------------------------
+
+SQL_BLOCK = re.compile(r"^[ \t]*```sql\n(.*?)^[ \t]*```", re.DOTALL | re.MULTILINE)
+TRANSACTION_CONTROL = re.compile(r"^(begin|commit|rollback|start transaction)\b", re.IGNORECASE)
+
+
+def sql_statements(path: Path) -> list[str]:
+    """The runbook's SQL, one statement each, placeholders made concrete (`'<uuid>'` -> a UUID)."""
+    statements = []
+    for block in SQL_BLOCK.findall(path.read_text()):
+        for raw in block.split(";"):
+            statement = " ".join(raw.split())
+            if not statement or TRANSACTION_CONTROL.match(statement):
+                continue
+            statement = re.sub(r"'<uuid>'", "'00000000-0000-0000-0000-000000000000'", statement)
+            statement = re.sub(r"<(pid|n)>", "0", statement)
+            statements.append(PLACEHOLDER.sub("placeholder", statement))
+    return statements
 
 
 # --- all together --------------------------------------------------------------------------------
