@@ -27,12 +27,9 @@ def test_the_checker_reads_commands_from_blocks_and_prose() -> None:
 
 
 def problems_in(tmp_path: Path, snippet: str, prose: str = "") -> list[str]:
-    path = rc.RUNBOOKS / "procedures" / f"_test_{tmp_path.name}.md"  # under ROOT for relative paths
+    path = tmp_path / "runbook.md"
     path.write_text(f"# Test\n\n{prose}\n\n```bash\n{snippet}\n```\n")
-    try:
-        return [p.message for p in rc.check_runbook(path, FACTS, CONVENTIONS)]
-    finally:
-        path.unlink()
+    return [p.message for p in rc.check_runbook(path, FACTS, CONVENTIONS)]
 
 
 GOOD = [
