@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 import uuid
 
 import asyncpg
 import pytest
 
-from app.migrate import upgrade
+from app.core.settings import get_settings
+from app.migrate import main, upgrade
 from service.tests.conftest import make_settings
 from testsupport.database_roles import RoleUrls, bootstrap_roles, create_database_with_roles
 from testsupport.servers import PostgresServer
@@ -76,19 +75,19 @@ def test_the_migrator_owns_every_table(postgres: PostgresServer, roles_database:
 
 
 def test_migrating_with_the_app_role_fails_in_one_line(
-    roles_database: RoleUrls, postgres: PostgresServer
+    postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fresh = create_database_with_roles(postgres, f"roles_{uuid.uuid4().hex[:8]}")
-    result = subprocess.run(
-        [sys.executable, "-m", "app.migrate"],
-        env={**os.environ, "DATABASE_URL": fresh.app, "MIGRATION_DATABASE_URL": fresh.app},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 1
-    assert result.stderr.startswith("migration failed:") and "permission denied" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    monkeypatch.setenv("DATABASE_URL", fresh.app)
+    monkeypatch.setenv("MIGRATION_DATABASE_URL", fresh.app)
+    get_settings.cache_clear()
+    try:
+        assert main([]) == 1
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert err.startswith("migration failed:") and "permission denied" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_bootstrap_is_idempotent_and_adopts_tables_of_an_earlier_owner(postgres: PostgresServer) -> None:

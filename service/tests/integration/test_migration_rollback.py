@@ -19,7 +19,8 @@ import httpx
 import pytest
 from alembic.script import ScriptDirectory
 
-from app.migrate import MigrationError, alembic_config, downgrade, upgrade
+from app.core.settings import get_settings
+from app.migrate import MigrationError, alembic_config, downgrade, main, upgrade
 from service.tests.builders import DEFAULT_PASSWORD, unique_email
 from service.tests.conftest import make_settings
 from service.tests.system.service_process import service_process
@@ -70,15 +71,28 @@ def database(postgres: PostgresServer) -> RoleUrls:
     return create_database_with_roles(postgres, f"rollback_{uuid.uuid4().hex[:8]}")
 
 
-def migrate_cli(urls: RoleUrls, *args: str) -> subprocess.CompletedProcess[str]:
+def migrate_cli(urls: RoleUrls) -> subprocess.CompletedProcess[str]:
     """Release N's migration step exactly as the init container runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "app.migrate", *args],
+        [sys.executable, "-m", "app.migrate"],
         env={**os.environ, "DATABASE_URL": urls.app, "MIGRATION_DATABASE_URL": urls.migrator},
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def migrate_main(monkeypatch: pytest.MonkeyPatch, urls: RoleUrls, *args: str, **env: str) -> int:
+    """`python -m app.migrate` in this process (faster than a child; the CLI path is the same)."""
+    monkeypatch.setenv("DATABASE_URL", urls.app)
+    monkeypatch.setenv("MIGRATION_DATABASE_URL", urls.migrator)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    try:
+        return main(list(args))
+    finally:
+        get_settings.cache_clear()
 
 
 def columns(server: PostgresServer, database: str, table: str) -> set[str]:
@@ -89,7 +103,12 @@ def columns(server: PostgresServer, database: str, table: str) -> set[str]:
 
 
 def test_release_n_starts_after_release_n_plus_1_migrated(
-    postgres: PostgresServer, database: RoleUrls, next_release: Path, tmp_path: Path
+    postgres: PostgresServer,
+    database: RoleUrls,
+    next_release: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     migrator = make_settings(database.app, migration_database_url=database.migrator, version="1.1.0")
     outcome = upgrade(migrator, version_locations=[next_release])
@@ -101,8 +120,8 @@ def test_release_n_starts_after_release_n_plus_1_migrated(
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"database ahead of this release: at {NEXT_REVISION}")
     assert release_head() in result.stdout
-    status = migrate_cli(database, "status")
-    assert status.returncode == 0 and "state: ahead of this release" in status.stdout
+    assert migrate_main(monkeypatch, database, "status") == 0
+    assert "state: ahead of this release" in capsys.readouterr().out
     # Nothing was undone: migrations never roll back with the code.
     assert "time_zone" in columns(postgres, database.database, "users")
 
@@ -121,7 +140,11 @@ def test_release_n_starts_after_release_n_plus_1_migrated(
 
 
 def test_release_n_refuses_a_database_that_diverged(
-    postgres: PostgresServer, database: RoleUrls, next_release: Path
+    postgres: PostgresServer,
+    database: RoleUrls,
+    next_release: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     upgrade(
         make_settings(database.app, migration_database_url=database.migrator),
@@ -131,10 +154,10 @@ def test_release_n_refuses_a_database_that_diverged(
     postgres.psql(
         f"DELETE FROM schema_migration_history WHERE revision = '{release_head()}'", database.database
     )
-    result = migrate_cli(database)
-    assert result.returncode == 1
-    assert "schema diverged from this release" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert migrate_main(monkeypatch, database) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("migration failed: MigrationError: ") and "schema diverged from this release" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_release_n_does_not_downgrade_a_database_it_does_not_know(
@@ -169,21 +192,32 @@ def test_history_records_every_applied_revision_and_backfills(
     ) == len(every)
 
 
-def test_production_refuses_to_migrate_with_the_app_role(database: RoleUrls) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "app.migrate"],
-        env={
-            **{k: v for k, v in os.environ.items() if k != "MIGRATION_DATABASE_URL"},
-            "ENVIRONMENT": "prod",
-            "DATABASE_URL": database.app,
-            "JWT_SECRET": "x" * 48 + "-not-a-known-weak-one",
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 1
-    assert "MIGRATION_DATABASE_URL is required when ENVIRONMENT=prod" in result.stderr
+def test_production_refuses_to_migrate_with_the_app_role(
+    database: RoleUrls, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("MIGRATION_DATABASE_URL", raising=False)
+    monkeypatch.setenv("ENVIRONMENT", "prod")
+    monkeypatch.setenv("DATABASE_URL", database.app)
+    monkeypatch.setenv("JWT_SECRET", "x" * 48 + "-not-a-known-weak-one")
+    get_settings.cache_clear()
+    try:
+        assert main([]) == 1
+    finally:
+        get_settings.cache_clear()
+    assert "MIGRATION_DATABASE_URL is required when ENVIRONMENT=prod" in capsys.readouterr().err
+
+
+def test_status_reports_a_current_schema(
+    database: RoleUrls, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert migrate_main(monkeypatch, database, "status") == 0
+    assert "state: empty (nothing applied)" in capsys.readouterr().out
+    assert migrate_main(monkeypatch, database) == 0
+    assert capsys.readouterr().out.startswith("migrations upgraded: empty -> ")
+    assert migrate_main(monkeypatch, database, "status") == 0
+    out = capsys.readouterr().out
+    assert f"release head: {release_head()}  state: current" in out
+    assert f"applied {release_head()} (by release " in out
 
 
 # --- lock_timeout and retries, against a lock really held by another connection -------------------
@@ -215,6 +249,12 @@ def lock_holder(postgres: PostgresServer, database: RoleUrls) -> Iterator[LockHo
     for holder in holders:
         holder.kill()
         holder.wait()
+    # The backend sleeps on after its client died: end it, or the server's shutdown waits for it.
+    postgres.psql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' "
+        "AND pid <> pg_backend_pid()",
+        database.database,
+    )
 
 
 def test_ddl_behind_a_long_transaction_times_out_and_is_retried(
