@@ -89,6 +89,10 @@ generate: generate-alerts generate-k8s generate-settings-doc ## regenerate every
 generate-settings-doc: venv ## rewrite the README's settings table from the Settings model
 	$(PY) -m kit.settings_doc
 
+.PHONY: runbooks-check
+runbooks-check: venv ## every command in runbooks/ against the repo (manifests, Makefile, parsers, flags, metrics)
+	$(PY) -m kit.runbook_commands
+
 .PHONY: alerts-check
 alerts-check: venv ## promtool/amtool checks and the alert, dashboard and runbook tests
 	promtool check rules alerts/generated/rules.yaml

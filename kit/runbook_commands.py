@@ -186,7 +186,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path.relative_to(ROOT)}: `{self.command[:120]}`: {self.message}"
+        where = self.path.relative_to(ROOT) if self.path.is_relative_to(ROOT) else self.path
+        return f"{where}: `{self.command[:120]}`: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,15 @@ class Repo:
             o.get("kind") == kind and o["metadata"].get("name") == name for o in self.objects
         )
 
+    def in_namespace(self, namespace: str, kind: str, name: str) -> bool:
+        """A platform object the repository renders itself (k8s/platform/*), e.g. the Gateway."""
+        return any(
+            o.get("kind") == kind
+            and o["metadata"].get("name") == name
+            and o["metadata"].get("namespace") == namespace
+            for o in self.objects
+        )
+
     def kinds(self) -> set[str]:
         return {str(o.get("kind")) for o in self.objects}
 
@@ -226,6 +236,13 @@ def _rendered_objects() -> list[Obj]:
     objects: list[Obj] = []
     for overlay in sorted(p for p in (K8S / "overlays").iterdir() if p.is_dir()):
         objects.extend(k8s_checks.render(overlay))
+    platform = K8S / "platform"
+    for directory in (
+        sorted(p for p in platform.iterdir() if (p / "kustomization.yaml").is_file())
+        if platform.is_dir()
+        else []
+    ):
+        objects.extend(k8s_checks.render(directory))
     for manifest in sorted(PROCEDURES.glob("*.yaml")):
         objects.extend(o for o in yaml.safe_load_all(manifest.read_text()) if o)
     return objects
@@ -540,7 +557,13 @@ def check_kubectl(command: Command, facts: Repo) -> list[str]:
             names = platform.get(kind, set())
             if kind not in platform:
                 errors.append(f"{kind} is not a known object kind of namespace {namespace}")
-            elif name and not is_placeholder(name) and names is not None and name not in names:
+            elif (
+                name
+                and not is_placeholder(name)
+                and names is not None
+                and name not in names
+                and not facts.in_namespace(namespace, kind, name)
+            ):
                 errors.append(f"{kind} {namespace}/{name} is not a known platform object")
             continue
         if kind not in facts.kinds() and kind not in LISTABLE_KINDS:

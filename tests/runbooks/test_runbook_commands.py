@@ -165,3 +165,8 @@ def test_runbook_sql_runs_against_the_migrated_schema(postgres_database: str) ->
         return errors
 
     assert asyncio.run(explain_all()) == []
+
+
+def test_cli_prints_a_summary_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert rc.main([]) == 0
+    assert capsys.readouterr().out.startswith("runbook_commands: ")
