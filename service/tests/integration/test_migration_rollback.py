@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from alembic.script import ScriptDirectory
+from sqlalchemy.exc import DBAPIError
 
 from app.core.settings import get_settings
 from app.migrate import MigrationError, alembic_config, downgrade, main, upgrade
@@ -300,3 +301,27 @@ def test_a_lock_that_is_never_released_fails_cleanly_and_changes_nothing(
     assert "time_zone" not in columns(postgres, database.database, "users")
     head = postgres.psql("SELECT version_num FROM alembic_version", database.database).strip()
     assert head == release_head()
+
+
+def test_a_statement_over_the_statement_timeout_fails_without_retry(
+    database: RoleUrls, tmp_path: Path, postgres: PostgresServer
+) -> None:
+    settings = make_settings(
+        database.app,
+        migration_database_url=database.migrator,
+        migration_statement_timeout_ms=300,
+        migration_lock_attempts=3,
+    )
+    upgrade(settings)
+    slow = tmp_path / "slow_versions"
+    slow.mkdir()
+    add_column = 'op.add_column("users", sa.Column("time_zone", sa.String(64), nullable=True))'
+    body = NEXT_RELEASE_REVISION.format(revision=NEXT_REVISION, down_revision=release_head()).replace(
+        add_column, add_column + '\n    op.execute("SELECT pg_sleep(2)")'
+    )
+    (slow / f"{NEXT_REVISION}_slow.py").write_text(body)
+    started = time.monotonic()
+    with pytest.raises(DBAPIError, match="canceling statement due to statement timeout"):
+        upgrade(settings, version_locations=[slow])
+    assert time.monotonic() - started < 10  # one attempt: a slow migration is not retried
+    assert "time_zone" not in columns(postgres, database.database, "users")  # rolled back as a whole
