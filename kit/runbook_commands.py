@@ -300,8 +300,10 @@ def _edge_routes(objects: list[Obj]) -> tuple[list[str], set[str]]:
                 prefixes += [p["path"] for p in rule.get("http", {}).get("paths", [])]
         elif obj.get("kind") == "HTTPRoute":
             hosts.update(obj["spec"].get("hostnames", []))
+            # A rule without backends (the gateway's HTTP-to-HTTPS redirect) serves nothing.
             for rule in obj["spec"].get("rules", []):
-                prefixes += [m.get("path", {}).get("value", "/") for m in rule.get("matches", [{}])]
+                if rule.get("backendRefs"):
+                    prefixes += [m.get("path", {}).get("value", "/") for m in rule.get("matches", [{}])]
     return sorted(set(prefixes)), hosts
 
 
