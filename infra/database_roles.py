@@ -2,12 +2,18 @@
 
 ``<db>_migrator`` owns the schema and runs the migrations (DDL); ``<db>_app`` may only read and
 write rows (DML) and gets those rights on every table the migrator creates, through default
-privileges. Environments create them with :func:`bootstrap_sql` (run in-cluster with the
-AWS-managed master credentials, which never reach Pulumi); previews create the same roles with
-the pulumi-postgresql provider (infra/components/preview.py) from the same constants.
+privileges. Environments create them with :func:`bootstrap_sql`, i.e. the service's own
+service/sql/bootstrap_roles.sql (run in-cluster with the AWS-managed master credentials, which
+never reach Pulumi); previews create the same roles with the pulumi-postgresql provider
+(infra/components/preview.py) from the constants below.
 """
 
 from __future__ import annotations
+
+from kit.paths import SERVICE
+
+# The roles' one definition (CONTRACTS.md): DDL for the migrator, DML for the app.
+BOOTSTRAP_SQL = SERVICE / "sql" / "bootstrap_roles.sql"
 
 APP_TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 APP_SEQUENCE_PRIVILEGES = ("USAGE", "SELECT")
@@ -33,33 +39,27 @@ def _ensure_role(role: str, password_variable: str, attributes: str) -> list[str
     ]
 
 
-def bootstrap_sql(database: str, preview_admin: bool = False) -> str:
-    """An idempotent psql script: run it connected to `database` as the master user.
+def bootstrap_sql(preview_admin: bool = False) -> str:
+    """The psql script a Job runs connected to the database as the master user.
 
-    Passwords arrive as psql variables (``psql -v app_password=...``): the script holds none.
+    It is the service's own service/sql/bootstrap_roles.sql (one definition of the roles, also
+    used by the test harness and the restore drill), plus, on the dev server, the role previews
+    log in as. The database arrives as ``psql -v db=<name>`` and the passwords as psql variables
+    (``-v app_password=...``): the script holds none.
     """
-    app, migrator = app_role(database), migrator_role(database)
-    lines = [
-        "\\set ON_ERROR_STOP on",
-        *_ensure_role(migrator, "migrator_password", "NOSUPERUSER NOCREATEDB NOCREATEROLE"),
-        *_ensure_role(app, "app_password", "NOSUPERUSER NOCREATEDB NOCREATEROLE"),
-        # Membership lets the master user set default privileges on the migrator's behalf.
-        f"GRANT {migrator} TO CURRENT_USER;",
-        f"REVOKE ALL ON DATABASE {database} FROM PUBLIC;",
-        f"GRANT CONNECT ON DATABASE {database} TO {app}, {migrator};",
-        f"ALTER SCHEMA {SCHEMA} OWNER TO {migrator};",
-        f"GRANT USAGE ON SCHEMA {SCHEMA} TO {app};",
-        f"ALTER DEFAULT PRIVILEGES FOR ROLE {migrator} IN SCHEMA {SCHEMA} "
-        f"GRANT {', '.join(APP_TABLE_PRIVILEGES)} ON TABLES TO {app};",
-        f"ALTER DEFAULT PRIVILEGES FOR ROLE {migrator} IN SCHEMA {SCHEMA} "
-        f"GRANT {', '.join(APP_SEQUENCE_PRIVILEGES)} ON SEQUENCES TO {app};",
-        # Tables that existed before the roles did (a re-run, or an adopted database).
-        f"GRANT {', '.join(APP_TABLE_PRIVILEGES)} ON ALL TABLES IN SCHEMA {SCHEMA} TO {app};",
-        f"GRANT {', '.join(APP_SEQUENCE_PRIVILEGES)} ON ALL SEQUENCES IN SCHEMA {SCHEMA} TO {app};",
-    ]
+    script = BOOTSTRAP_SQL.read_text()
     if preview_admin:
-        lines += _ensure_role(PREVIEW_ADMIN_ROLE, "preview_admin_password", "CREATEDB CREATEROLE")
-    return "\n".join(lines) + "\n"
+        script += (
+            "\n".join(
+                [
+                    "",
+                    "-- Previews (dev only): may create their databases and roles.",
+                    *_ensure_role(PREVIEW_ADMIN_ROLE, "preview_admin_password", "CREATEDB CREATEROLE"),
+                ]
+            )
+            + "\n"
+        )
+    return script
 
 
 def database_url(role: str, password: str, host: str, port: int, database: str) -> str:

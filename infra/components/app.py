@@ -199,7 +199,7 @@ class App(pulumi.ComponentResource):
         script = k8s.core.v1.ConfigMap(
             f"{name}-db-bootstrap-sql",
             metadata=meta(name=BOOTSTRAP, namespace=self.namespace),
-            data={"bootstrap.sql": database_roles.bootstrap_sql(args.database.name, preview_admin)},
+            data={"bootstrap.sql": database_roles.bootstrap_sql(preview_admin)},
             opts=after_overlay,
         )
         labels = {"app.kubernetes.io/name": BOOTSTRAP, "app.kubernetes.io/part-of": "reference-kit"}
@@ -229,7 +229,12 @@ class App(pulumi.ComponentResource):
         variables = ["app_password", "migrator_password"] + (
             ["preview_admin_password"] if preview_admin else []
         )
-        psql = "psql " + " ".join(f'-v {v}="${v.upper()}"' for v in variables) + " -f /sql/bootstrap.sql"
+        # The database name is safe in a shell word (the schema allows [a-z0-9_] only).
+        psql = (
+            f"psql -v db={args.database.name} "
+            + " ".join(f'-v {v}="${v.upper()}"' for v in variables)
+            + " -f /sql/bootstrap.sql"
+        )
         k8s.batch.v1.Job(
             f"{name}-db-bootstrap",
             metadata=meta(name=BOOTSTRAP, namespace=self.namespace, labels=labels),

@@ -8,14 +8,14 @@ import uuid
 import pytest
 
 from infra import database_roles
-from testsupport.servers import PostgresServer, _pg_tool
+from testsupport.servers import PostgresServer, pg_tool
 
 
 def psql(
     server: PostgresServer, database: str, user: str, sql: str | None = None, **variables: str
 ) -> subprocess.CompletedProcess[str]:
     command = [
-        _pg_tool("psql"),
+        pg_tool("psql"),
         "-h",
         server.host,
         "-p",
@@ -45,7 +45,12 @@ def bootstrap(postgres: PostgresServer, database: str, preview_admin: bool = Fal
     if preview_admin:
         passwords["preview_admin_password"] = "admin-pw"
     result = psql(
-        postgres, database, postgres.user, database_roles.bootstrap_sql(database, preview_admin), **passwords
+        postgres,
+        database,
+        postgres.user,
+        database_roles.bootstrap_sql(preview_admin),
+        db=database,
+        **passwords,
     )
     assert result.returncode == 0, result.stderr
 

@@ -464,3 +464,25 @@ def test_the_app_trusts_forwarded_headers_from_the_vpc_it_runs_in(stack: str) ->
     trusted = [ipaddress.ip_network(r) for r in line.partition("=")[2].split(",")]
     vpc = ipaddress.ip_network(settings.network.cidr)
     assert any(vpc.subnet_of(network) for network in trusted if network.version == 4), (vpc, trusted)
+
+
+@pytest.mark.parametrize("stack", ENVIRONMENT_STACKS)
+def test_the_role_bootstrap_runs_the_services_own_script(runs: dict[str, Run], stack: str) -> None:
+    """One definition of the roles: service/sql/bootstrap_roles.sql, for this environment's database."""
+    from infra.database_roles import BOOTSTRAP_SQL
+
+    settings = CONFIG.get(stack).infra
+    assert settings is not None
+    maps = [
+        c.inputs
+        for c in runs[stack].of_type("kubernetes:core/v1:ConfigMap")
+        if c.inputs["metadata"]["name"] == "reference-service-db-roles"
+    ]
+    (script,) = [m["data"]["bootstrap.sql"] for m in maps]
+    assert script.startswith(BOOTSTRAP_SQL.read_text())
+    assert ("preview_admin" in script) == settings.database.preview_admin
+    (job,) = [j.inputs for j in runs[stack].of_type("kubernetes:batch/v1:Job")]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    command = container["command"][-1]
+    assert f"-v db={settings.database.name} " in command
+    assert command.endswith("-f /sql/bootstrap.sql")
