@@ -36,13 +36,18 @@ NAMESPACE_WIDE = {("Namespace", None), ("ConfigMap", None), ("NetworkPolicy", "d
 
 SECRET_NAME = "reference-service-secrets"  # noqa: S105 - a name, not a value
 SECRET_KEYS = {"DATABASE_URL", "REDIS_URL", "JWT_SECRET", "WEBHOOK_URL", "WEBHOOK_SIGNING_SECRET"}
-# Egress the service may have: DNS, PostgreSQL, Redis, the webhook over HTTPS.
-ALLOWED_EGRESS_PORTS = {53, 5432, 6379, 443}
+# The synthetic probe's smoke account (k8s/components/synthetic-probe).
+SECRET_KEYS |= {"SMOKE_EMAIL", "SMOKE_PASSWORD"}
+# Egress the service may have: DNS, PostgreSQL, Redis, the webhook over HTTPS; the synthetic
+# probe's: the API pods' port and the Pushgateway.
+ALLOWED_EGRESS_PORTS = {53, 5432, 6379, 443, 8000, 9091}
 # Seconds the app needs after its drain bound to close pools and flush logs (see api/deployment.yaml).
 SHUTDOWN_MARGIN_SECONDS = 5
 POD_SECURITY_MODES = ("enforce", "audit", "warn")
 ALLOWED_VOLUME_TYPES = {"configMap", "emptyDir", "projected", "secret", "downwardAPI", "ephemeral"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
+# Pods that run to completion: no probes, no drain arithmetic (nothing routes traffic to them).
+RUN_TO_COMPLETION_KINDS = {"Job", "CronJob"}
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 
 Obj = dict[str, Any]
@@ -318,8 +323,9 @@ def container_violations(template: PodTemplate, objects: list[Obj], image_reposi
         errors.extend(_resource_violations(cwhere, container.get("resources", {})))
         errors.extend(_image_violations(cwhere, container.get("image", ""), image_repository))
         errors.extend(_settings_violations(cwhere, container, objects))
-    for _, container in template.containers(include_init=False):
-        errors.extend(_probe_violations(f"{where} container {container['name']!r}", container))
+    if template.owner.get("kind") not in RUN_TO_COMPLETION_KINDS:
+        for _, container in template.containers(include_init=False):
+            errors.extend(_probe_violations(f"{where} container {container['name']!r}", container))
     return errors
 
 
@@ -496,6 +502,8 @@ def shutdown_violations(objects: list[Obj]) -> list[str]:
     """preStop sleep + the app's shutdown delay + drain bound + margin must fit in the grace period."""
     errors: list[str] = []
     for template in pod_templates(objects):
+        if template.owner.get("kind") in RUN_TO_COMPLETION_KINDS:
+            continue
         grace = template.spec.get("terminationGracePeriodSeconds", 30)
         for _, container in template.containers(include_init=False):
             drain = _app_setting(container, objects, "DRAIN_TIMEOUT_SECONDS")
@@ -585,7 +593,10 @@ def network_violations(objects: list[Obj]) -> list[str]:
         }
         if 53 not in allowed_out:
             errors.append(f"{template.where}: egress to DNS (53) is not allowed, nothing will resolve")
-        if 5432 not in allowed_out:
+        uses_database = any(
+            v.get("name") == "DATABASE_URL" for _, c in template.containers() for v in c.get("env", [])
+        )
+        if uses_database and 5432 not in allowed_out:
             errors.append(f"{template.where}: egress to PostgreSQL (5432) is not allowed")
     return errors
 
