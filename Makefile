@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PY      := .venv/bin/python
 UV      := $(shell command -v uv 2>/dev/null || echo .venv-uv/bin/uv)
-SYSTEM_PACKAGES := redis-server prometheus prometheus-alertmanager
+SYSTEM_PACKAGES := redis-server prometheus prometheus-alertmanager prometheus-pushgateway
 ENV     ?= ci
 
 .PHONY: help

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from kit.cli.errors import USAGE, KitError
+from kit.cli.errors import SETUP, USAGE, KitError
 
 PROG = "kit"
 
@@ -54,7 +54,7 @@ def _duration(value: str) -> int:
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so `known_command` can use it."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         raise _UsageError(f"{self.prog}: {message}")
 
 
@@ -62,7 +62,7 @@ class _UsageError(Exception):
     pass
 
 
-def _common() -> argparse.ArgumentParser:
+def _common() -> _Parser:
     common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     common.add_argument("--context", help="kube context (default: the kubeconfig's current context)")
@@ -218,6 +218,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KitError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return error.code
+    except ModuleNotFoundError as error:
+        # The service image ships the CLI for `kit smoke` and `kit dead-letters` only.
+        print(
+            f"error: kit {args.command} needs {error.name!r}, which is not installed here: "
+            "run it from the kit's environment (make venv)",
+            file=sys.stderr,
+        )
+        return SETUP
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -43,8 +43,8 @@ def pod_manifest(name: str, *, write: bool) -> dict[str, Any]:
     }
     env = [
         {"name": SECRET_KEY, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": SECRET_KEY}}},
-        {"name": "HOME", "value": "/tmp"},
-        {"name": "PSQL_HISTORY", "value": "/tmp/.psql_history"},
+        {"name": "HOME", "value": "/tmp"},  # noqa: S108 - paths in a pod spec
+        {"name": "PSQL_HISTORY", "value": "/tmp/.psql_history"},  # noqa: S108
         {"name": "PGAPPNAME", "value": "kit-db-shell"},
     ]
     if not write:
@@ -81,7 +81,7 @@ def pod_manifest(name: str, *, write: bool) -> dict[str, Any]:
                         "readOnlyRootFilesystem": True,
                         "capabilities": {"drop": ["ALL"]},
                     },
-                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108
                 }
             ],
             "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],

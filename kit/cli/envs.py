@@ -20,10 +20,8 @@ class Target:
 
 def resolve(env: str, namespace: str | None = None) -> Target:
     """The deployed environment `env`; `namespace` overrides its namespace (a second copy)."""
-    try:
-        from kit import environments
-    except ImportError as error:  # pragma: no cover - only in the service image
-        raise KitError(f"--env needs the kit's environment (make venv): {error}", SETUP) from None
+    from kit import environments
+
     try:
         config = environments.load()
     except FileNotFoundError as error:

@@ -45,9 +45,12 @@ class Cluster:
         from urllib3.exceptions import HTTPError
 
         kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+        reraise = kwargs.pop("_reraise", False)
         try:
             return method(*args, _preload_content=False, **kwargs)
         except ApiException as error:
+            if reraise:
+                raise
             raise self._api_error(what, error) from None
         except HTTPError as error:
             reason = getattr(error, "reason", None) or error
@@ -68,6 +71,30 @@ class Cluster:
             return KitError(f"{what}: not found {where}: {message}", NOT_FOUND)
         code = UNREACHABLE if error.status in (502, 503, 504) else 1
         return KitError(f"{what}: API server answered {error.status} {where}: {message}", code)
+
+    def service_get(self, service: str, namespace: str, path: str, timeout: float) -> tuple[int, str]:
+        """GET through the API server's Service proxy: (status, body), error statuses included."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            response = self._raw(
+                "service proxy",
+                self.core.connect_get_namespaced_service_proxy_with_path,
+                service,
+                namespace,
+                path,
+                _request_timeout=(5.0, timeout),
+                _reraise=True,
+            )
+        except ApiException as error:
+            body = (
+                error.body.decode(errors="replace")
+                if isinstance(error.body, bytes)
+                else str(error.body or "")
+            )
+            return int(error.status or 0), body
+        data = response.data
+        return int(response.status), data.decode(errors="replace") if isinstance(data, bytes) else str(data)
 
     def require_namespace(self, namespace: str) -> None:
         """A missing namespace almost always means the wrong cluster: say so."""
@@ -108,18 +135,14 @@ def kubeconfig_path(explicit: str | None) -> str:
 
 def connect(context: str | None, kubeconfig: str | None) -> Cluster:
     """A client for `context` of `kubeconfig`; one-line errors for a missing file or context."""
-    try:
-        from kubernetes import client, config
-        from kubernetes.config.config_exception import ConfigException
-    except ImportError:  # pragma: no cover - only in the service image
-        raise KitError(
-            "this command needs the kubernetes client: run it from the kit's venv", SETUP
-        ) from None
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
     path = kubeconfig_path(kubeconfig)
     if not Path(path).is_file():
         raise KitError(f"no kubeconfig at {path}: set --kubeconfig or KUBECONFIG", SETUP)
     try:
-        contexts, current = config.list_kube_config_contexts(config_file=path)
+        contexts, current = config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
     except ConfigException as error:
         raise KitError(f"kubeconfig {path} is not usable: {_first_line(str(error))}", SETUP) from None
     names = [c["name"] for c in contexts or []]
@@ -130,7 +153,9 @@ def connect(context: str | None, kubeconfig: str | None) -> Cluster:
         raise KitError(f"context {chosen!r} is not in {path} (contexts: {', '.join(names) or 'none'})", SETUP)
     configuration = client.Configuration()
     try:
-        config.load_kube_config(config_file=path, context=chosen, client_configuration=configuration)
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=path, context=chosen, client_configuration=configuration
+        )
     except (ConfigException, OSError, ValueError) as error:
         raise KitError(
             f"context {chosen!r} in {path} is not usable: {_first_line(str(error))}", SETUP

@@ -12,14 +12,12 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from kit.cli.errors import SETUP, KitError
+from kit.cli.errors import KitError
 
 
 def _console(stderr: bool = False) -> Any:
-    try:
-        from rich.console import Console
-    except ImportError:  # pragma: no cover - only in the service image
-        raise KitError("human output needs the 'rich' package: add --json", SETUP) from None
+    from rich.console import Console
+
     return Console(stderr=stderr, highlight=False, soft_wrap=False)
 
 
@@ -62,6 +60,11 @@ class _Spinner:
         self._status.update(text)
 
 
+class _Silent:
+    def update(self, text: str) -> None:
+        pass
+
+
 class _Lines:
     """Without a terminal (CI logs, --json): one line per change, on stderr."""
 
@@ -75,11 +78,13 @@ class _Lines:
 
 
 @contextlib.contextmanager
-def progress(text: str) -> Iterator[Progress]:
-    """A spinner on a terminal, else change-only lines on stderr."""
+def progress(text: str, *, lines: bool = True) -> Iterator[Progress]:
+    """A spinner on a terminal, else change-only lines on stderr (none with lines=False)."""
     if sys.stderr.isatty():
         with _console(stderr=True).status(text) as status:
             yield _Spinner(status)
+    elif not lines:
+        yield _Silent()
     else:
         lines = _Lines()
         lines.update(text)

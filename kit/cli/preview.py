@@ -70,7 +70,8 @@ class Pulumi:
         if check and result.returncode != 0:
             detail = (result.stderr or result.stdout or "").strip().splitlines() if capture else []
             raise KitError(
-                f"pulumi {' '.join(args[:2])} failed (exit {result.returncode}): {detail[-1] if detail else 'see above'}",
+                f"pulumi {' '.join(args[:2])} failed (exit {result.returncode}): "
+                f"{detail[-1] if detail else 'see above'}",
                 FAILED,
             )
         return result

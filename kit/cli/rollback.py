@@ -165,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
         plans.append(plan(deployment, replica_sets, args.to_revision))
     for p in plans:
         output.note(
-            f"{p.deployment}: revision {p.from_revision} ({p.from_image}) -> revision {p.to_revision} ({p.to_image})"
+            f"{p.deployment}: revision {p.from_revision} ({p.from_image}) -> "
+            f"revision {p.to_revision} ({p.to_image})"
         )
     output.confirm(f"roll back {target.namespace} in context {cluster.context!r}?", args.yes)
     for p in plans:

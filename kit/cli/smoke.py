@@ -14,6 +14,7 @@ module as the synthetic probe CronJob (`kit smoke --json`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import time
@@ -167,10 +168,8 @@ def journey(url: str, email: str, password: str, *, host_header: str | None, tim
             pass
         finally:
             if project_id is not None:  # a later step failed: do not leave the project behind
-                try:
+                with contextlib.suppress(httpx.HTTPError):
                     client.delete(f"{PROJECTS}/{project_id}")
-                except httpx.HTTPError:
-                    pass
     result.seconds = time.perf_counter() - started
     return result
 
