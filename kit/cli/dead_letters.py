@@ -58,7 +58,9 @@ async def _local(action: str, database_url: str, args: argparse.Namespace) -> di
     from app.outbox.tables import OutboxStatus
     from app.outbox.tables import outbox_events as t
 
-    engine = create_engine(Settings(database_url=database_url))
+    # The engine only (pool and SQLite settings at their defaults): these commands need none of
+    # the secrets a production-like ENVIRONMENT requires, and the worker's pod does not have them all.
+    engine = create_engine(Settings.model_construct(database_url=database_url))
     try:
         if action == "list":
             dead = t.c.status == OutboxStatus.DEAD.value
@@ -167,7 +169,7 @@ def _job_argv(action: str, args: argparse.Namespace) -> list[str]:
     argv = ["dead-letters", action, "--json"]
     if action == "list":
         argv += ["--limit", str(args.limit)]
-    for event_id in args.event_ids or []:
+    for event_id in getattr(args, "event_ids", None) or []:
         argv += ["--event-id", event_id]
     if getattr(args, "all", False):
         argv.append("--all")
