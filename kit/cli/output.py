@@ -86,9 +86,9 @@ def progress(text: str, *, lines: bool = True) -> Iterator[Progress]:
     elif not lines:
         yield _Silent()
     else:
-        lines = _Lines()
-        lines.update(text)
-        yield lines
+        printer = _Lines()
+        printer.update(text)
+        yield printer
 
 
 def confirm(question: str, assume_yes: bool) -> None:

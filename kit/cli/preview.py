@@ -18,6 +18,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -65,8 +66,10 @@ class Pulumi:
         self, *args: str, capture: bool = True, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         argv = [self.binary, *args, "--non-interactive", "--cwd", str(self.cwd)]
-        # Long commands (up, destroy) stream to the terminal; their output is pulumi's own.
-        result = subprocess.run(argv, capture_output=capture, text=True, check=False)  # noqa: S603
+        # Long commands (up, destroy) stream pulumi's own progress to stderr: stdout stays kit's
+        # (a table, or the --json document).
+        streams = {"capture_output": True} if capture else {"stdout": sys.stderr}
+        result = subprocess.run(argv, text=True, check=False, **streams)  # noqa: S603
         if check and result.returncode != 0:
             detail = (result.stderr or result.stdout or "").strip().splitlines() if capture else []
             raise KitError(
