@@ -51,6 +51,13 @@ class Preview:
         return self.expires_at is not None and self.expires_at <= now
 
 
+def _stderr_fd() -> int | None:
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # a replaced stderr (captured output)
+        return None
+
+
 class Pulumi:
     """The pulumi binary, non-interactive, in the folder of Pulumi.yaml."""
 
@@ -68,8 +75,13 @@ class Pulumi:
         argv = [self.binary, *args, "--non-interactive", "--cwd", str(self.cwd)]
         # Long commands (up, destroy) stream pulumi's own progress to stderr: stdout stays kit's
         # (a table, or the --json document).
-        streams = {"capture_output": True} if capture else {"stdout": sys.stderr}
-        result = subprocess.run(argv, text=True, check=False, **streams)  # noqa: S603
+        stream = None if capture else _stderr_fd()
+        if stream is None:
+            result = subprocess.run(argv, text=True, check=False, capture_output=True)  # noqa: S603
+            if not capture:
+                sys.stderr.write(result.stdout + result.stderr)
+        else:
+            result = subprocess.run(argv, text=True, check=False, stdout=stream)  # noqa: S603
         if check and result.returncode != 0:
             detail = (result.stderr or result.stdout or "").strip().splitlines() if capture else []
             raise KitError(
