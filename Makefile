@@ -50,6 +50,7 @@ lint: venv ## ruff, mypy and the layer contracts
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 	.venv/bin/lint-imports
+	.venv/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yaml
 
 .PHONY: test
 test: venv system-deps lint ## everything: lint, unit, integration, API, ops checks, short load gate
