@@ -94,6 +94,8 @@ class Cluster:
     logs: dict[str, str] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     pending_rollouts: set[str] = field(default_factory=set)
+    # When set, every request is authorised against this Role's rules, as RBAC would (403 else).
+    role: Obj | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def of_kind(self, kind: str) -> list[Obj]:
@@ -451,6 +453,18 @@ class _Handler(BaseHTTPRequestHandler):
                 ),
             )
             return
+        if cluster.role is not None and not _allowed(cluster.role, method, path):
+            group, resource, verb = _attributes(method, path)
+            self._send(
+                403,
+                _status(
+                    403,
+                    "Forbidden",
+                    f'{resource} is forbidden: User "kit-test" cannot {verb} '
+                    f'resource "{resource}" in API group "{group}"',
+                ),
+            )
+            return
         for route_method, pattern, action in _ROUTES:
             match = pattern.match(path)
             if route_method == method and match:
@@ -605,6 +619,36 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
+
+
+_RESOURCE_PATH = re.compile(
+    r"^/(?:api/v1|apis/(?P<group>[^/]+)/[^/]+)(?:/namespaces/(?P<ns>[^/]+))?"
+    r"(?:/(?P<resource>[^/]+)(?:/(?P<name>[^/]+)(?:/(?P<sub>[^/]+))?)?)?"
+)
+
+
+def _attributes(method: str, path: str) -> tuple[str, str, str]:
+    """(API group, resource[/subresource], verb) of a request, as the API server's RBAC sees it."""
+    match = _RESOURCE_PATH.match(path)
+    assert match, path
+    parts = match.groupdict()
+    resource, name = parts["resource"], parts["name"]
+    if resource is None:  # /api/v1/namespaces/<ns>: the Namespace object itself
+        resource, name = "namespaces", parts["ns"]
+    if parts["sub"]:
+        resource = f"{resource}/{parts['sub']}"
+    verb = {"POST": "create", "PATCH": "patch", "DELETE": "delete"}.get(method, "get" if name else "list")
+    return parts["group"] or "", resource, verb
+
+
+def _allowed(role: Obj, method: str, path: str) -> bool:
+    if path.startswith("/api/v1/namespaces/") and path.count("/") == 4:
+        return False  # reading a Namespace is cluster-scoped: a Role cannot grant it
+    group, resource, verb = _attributes(method, path)
+    return any(
+        group in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]
+        for rule in role["rules"]
+    )
 
 
 def _strip_hash(template: Obj) -> Obj:

@@ -106,3 +106,31 @@ def test_plan_refuses_a_paused_deployment() -> None:
     deployment = {"metadata": {"name": "reference-service-api", "uid": "u"}, "spec": {"paused": True}}
     with pytest.raises(errors.KitError, match="is paused: resume it"):
         rollback.plan(deployment, [], None)
+
+
+def test_the_shipped_operator_role_is_enough_for_status_rollback_and_dead_letters(
+    kit: Callable[..., Result], standin: Callable[..., StandIn], postgres_database: str
+) -> None:
+    """The stand-in enforces the rendered Role `reference-service-kit-operator`, as RBAC would."""
+    from kit import k8s_checks
+    from tests.cli.test_dead_letters import _seed
+
+    _seed(postgres_database)
+    api = standin("prod", "healthy")
+    role = k8s_checks.find(list(api.cluster.objects.values()), "Role", "reference-service-kit-operator")
+    assert role is not None
+    api.cluster.role = role
+    api.cluster.secrets = dict.fromkeys(k8s_checks.SECRET_KEYS, "x") | {"DATABASE_URL": postgres_database}
+    status = kit("status", "--env", "prod", "--json", *api.args())
+    assert status.code == 0, status.err
+    # Only the proxy's 503 (no real pods behind it), not a 403 from the API server.
+    assert json.loads(status.out)["health"]["status"] == 503
+    assert kit("dead-letters", "list", "--env", "prod", "--json", *api.args()).code == 0
+    assert kit("rollback", "--env", "prod", "--yes", *api.args()).code == 0
+
+    # Without one rule the command that needs it is denied, in one line.
+    api.cluster.role = {**role, "rules": [r for r in role["rules"] if r["resources"] != ["jobs"]]}
+    denied = kit("dead-letters", "list", "--env", "prod", *api.args())
+    assert denied.code == errors.DENIED
+    assert denied.err.strip().startswith("error: create job kit-dead-letters-list-")
+    assert 'cannot create resource "jobs" in API group "batch"' in denied.err
