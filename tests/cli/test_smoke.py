@@ -119,3 +119,59 @@ def test_unreachable_pushgateway_is_reported_after_a_good_journey(
     assert json.loads(result.out)["ok"] is True
     assert result.code == errors.UNREACHABLE
     assert result.err.startswith(f"error: Pushgateway {gateway} unreachable")
+
+
+def test_through_an_edge_that_routes_only_api_health_and_metrics_are_not_counted(
+    kit: Callable[..., Result], running_service: RunningService
+) -> None:
+    """Like the Ingress/HTTPRoute: /api/* is proxied, everything else is the edge's 404."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Edge(BaseHTTPRequestHandler):
+        def _forward(self) -> None:
+            if not self.path.startswith("/api/"):
+                self.send_error(404)
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in {"host", "content-length"}}
+            answer = httpx.request(
+                self.command,
+                running_service.base_url + self.path,
+                headers=headers,
+                content=self.rfile.read(length) if length else None,
+            )
+            self.send_response(answer.status_code)
+            for key in ("content-type", "location"):
+                if key in answer.headers:
+                    self.send_header(key, answer.headers[key])
+            self.send_header("Content-Length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        do_GET = do_POST = do_DELETE = _forward
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    edge = ThreadingHTTPServer(("127.0.0.1", 0), Edge)
+    threading.Thread(target=edge.serve_forever, daemon=True).start()
+    try:
+        result = kit(
+            "smoke",
+            "--url",
+            f"http://127.0.0.1:{edge.server_address[1]}",
+            "--email",
+            running_service.smoke_email,
+            "--password",
+            SMOKE_PASSWORD,
+            "--json",
+        )
+    finally:
+        edge.shutdown()
+        edge.server_close()
+    assert result.code == 0, result.out
+    steps = {s["name"]: s for s in json.loads(result.out)["steps"]}
+    assert (steps["health"]["status"], steps["health"]["detail"]) == (404, "not routed")
+    assert (steps["metrics"]["status"], steps["metrics"]["detail"]) == (404, "not routed")
+    assert all(steps[name]["ok"] and steps[name]["detail"] == "" for name in STEPS[1:-1])

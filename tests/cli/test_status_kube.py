@@ -152,3 +152,14 @@ def test_no_route_to_the_pods_is_reported_not_fatal(
     assert "health endpoint not reachable through the API server (503)" in [
         f["message"] for f in report["findings"]
     ]
+
+
+def test_url_checks_readiness_at_another_base(
+    kit: Callable[..., Result], standin: Callable[..., StandIn], running_service: RunningService
+) -> None:
+    api = standin("staging", "healthy")  # no route through the API server this time
+    result, report = _status(kit, api, "staging", "--url", running_service.base_url)
+    assert result.code == 0
+    assert report["health"]["source"] == f"{running_service.base_url}/health/ready"
+    assert report["health"]["status"] == 200
+    assert not [path for _, path in api.cluster.requests if "/proxy/" in path]
