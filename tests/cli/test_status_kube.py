@@ -163,3 +163,26 @@ def test_url_checks_readiness_at_another_base(
     assert report["health"]["source"] == f"{running_service.base_url}/health/ready"
     assert report["health"]["status"] == 200
     assert not [path for _, path in api.cluster.requests if "/proxy/" in path]
+
+
+def test_stalled_rollout_is_unhealthy(
+    kit: Callable[..., Result], standin: Callable[..., StandIn], running_service: RunningService
+) -> None:
+    api = standin("prod", "rolling_out", service_backend=running_service.base_url)
+    deployment = api.cluster.objects[("Deployment", "reference-service-api")]
+    deployment["status"]["conditions"][1] = {
+        "type": "Progressing",
+        "status": "False",
+        "reason": "ProgressDeadlineExceeded",
+        "message": 'ReplicaSet "reference-service-api-x" has timed out progressing.',
+    }
+    result, report = _status(kit, api, "prod")
+    assert result.code == 1
+    assert (
+        next(w for w in report["workloads"] if w["name"] == deployment["metadata"]["name"])["rollout"]
+        == "stalled"
+    )
+    assert {
+        "level": "unhealthy",
+        "message": "reference-service-api: rollout stalled (progress deadline exceeded)",
+    } in (report["findings"])
