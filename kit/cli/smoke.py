@@ -228,7 +228,8 @@ def run(args: argparse.Namespace) -> int:
             "the journey needs the smoke account: --email/--password or KIT_SMOKE_EMAIL/KIT_SMOKE_PASSWORD",
             USAGE,
         )
-    host_header = _setting(args.host_header, "KIT_SMOKE_HOST_HEADER")
+    # The probe passes the ConfigMap's TRUSTED_HOSTS: with several hosts, the first one.
+    host_header = (_setting(args.host_header, "KIT_SMOKE_HOST_HEADER") or "").split(",")[0].strip() or None
     result = journey(url, email, password, host_header=host_header, timeout=args.timeout)
     gateway = _setting(args.pushgateway, "KIT_PUSHGATEWAY_URL")
     push_error = None

@@ -22,7 +22,8 @@ from kit.cli.errors import FAILED, OK, UNREACHABLE, KitError
 from kit.cli.prom import Prometheus, alertmanager_alerts
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
-_RANK = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
+INFO = "info"  # worth saying, changes no verdict
+_RANK = {INFO: 0, HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
 # Waiting reasons that mean a container will not come up by itself.
 STUCK_REASONS = {
     "CrashLoopBackOff",
@@ -65,7 +66,8 @@ class Report:
 
     @property
     def verdict(self) -> str:
-        return max((f.level for f in self.findings), key=_RANK.__getitem__, default=HEALTHY)
+        worst = max((f.level for f in self.findings), key=_RANK.__getitem__, default=HEALTHY)
+        return HEALTHY if worst == INFO else worst
 
 
 def _age(timestamp: str | None, now: datetime) -> str:
@@ -229,7 +231,9 @@ def _health(report: Report, cluster: kube.Cluster, url: str | None, timeout: flo
             # Not the app's answer: RBAC (services/proxy), no endpoints, or a NetworkPolicy that
             # keeps the API server out. Pod readiness above still tells the story.
             report.health = {"source": target, "status": code, "body": None, "error": text.strip()[:200]}
-            report.add(DEGRADED, f"health endpoint not reachable through the API server ({code})")
+            report.add(
+                INFO, f"health endpoint not reachable through the API server ({code}); see pod readiness"
+            )
             return
     import json
 
