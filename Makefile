@@ -98,6 +98,12 @@ k8s-check: venv ## render every overlay; schema (k8s 1.30/1.32/1.34), policy, ch
 	@command -v promtool >/dev/null || { echo "promtool is missing: make system-deps (Debian package prometheus)"; exit 1; }
 	.venv/bin/pytest -p no:cacheprovider --no-cov tests/k8s
 
+# --- kit CLI and delivery pipeline -------------------------------------------
+.PHONY: kit-check
+kit-check: venv system-deps ## kit CLI, synthetic probe, delivery workflow: workflow schema + tests/cli (also in make test)
+	.venv/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yaml
+	.venv/bin/pytest -p no:cacheprovider --no-cov tests/cli
+
 # --- load tests and benchmark -------------------------------------------------
 HOST    ?=
 SHAPE   ?= fixed
