@@ -6,7 +6,6 @@ rest call its entry point in this process (importing the kubernetes client costs
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
