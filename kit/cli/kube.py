@@ -61,7 +61,7 @@ class Cluster:
             ) from None
 
     def _api_error(self, what: str, error: Any) -> KitError:
-        message = _status_message(error.body) or error.reason or "no message"
+        message = status_message(error.body) or error.reason or "no message"
         where = f"(context {self.context!r})"
         if error.status == 401:
             return KitError(f"{what}: the API server rejected the credentials {where}: {message}", DENIED)
@@ -120,7 +120,8 @@ def _json(response: Any) -> Any:
     return json.loads(response.data or b"{}")
 
 
-def _status_message(body: Any) -> str:
+def status_message(body: Any) -> str:
+    """The `message` of a Kubernetes Status body (else its first line)."""
     try:
         return str(json.loads(body).get("message", "")).strip()
     except (TypeError, ValueError, AttributeError):

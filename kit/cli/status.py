@@ -230,7 +230,12 @@ def _health(report: Report, cluster: kube.Cluster, url: str | None, timeout: flo
         if code != 200 and '"checks"' not in text:
             # Not the app's answer: RBAC (services/proxy), no endpoints, or a NetworkPolicy that
             # keeps the API server out. Pod readiness above still tells the story.
-            report.health = {"source": target, "status": code, "body": None, "error": text.strip()[:200]}
+            report.health = {
+                "source": target,
+                "status": code,
+                "body": None,
+                "error": kube.status_message(text),
+            }
             report.add(
                 INFO, f"health endpoint not reachable through the API server ({code}); see pod readiness"
             )
@@ -467,9 +472,8 @@ def render(report: Report) -> None:
         )
     if report.health:
         h = report.health
-        output.line(
-            f"readiness ({h['source']}): {h.get('status') or h.get('error')} {h.get('body') or ''}".rstrip()
-        )
+        detail = h.get("body") or h.get("error") or ""
+        output.line(f"readiness ({h['source']}): {h.get('status') or 'no answer'} {detail}".rstrip())
     if report.burn_rates:
         output.table(
             "SLO burn rates",

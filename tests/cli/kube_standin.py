@@ -319,7 +319,8 @@ def _settle(cluster: Cluster, deployment: Obj, *, scenario: str | None = None) -
         }
         progressing = {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}
     elif scenario == "crash_looping" and name == WORKER_DEPLOYMENT:
-        _pod(cluster, current, 0, ready=False, crash=True)
+        for i in range(desired):
+            _pod(cluster, current, i, ready=False, crash=True)
         status = {
             "replicas": desired,
             "updatedReplicas": desired,
