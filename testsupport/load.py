@@ -84,16 +84,19 @@ class Balancer:
         return None
 
     async def probe(self, stop: asyncio.Event) -> None:
-        async with httpx.AsyncClient(timeout=1) as http:
+        """Every `probe_interval`, all backends at once; an answer slower than 0.5 s counts as not ready."""
+        async with httpx.AsyncClient(timeout=0.5) as http:
             while not stop.is_set():
-                for backend in list(self.backends):
-                    status: int | None = None
-                    with contextlib.suppress(httpx.HTTPError):
-                        status = (await http.get(f"{backend}/health/ready")).status_code
-                    self.ready[backend] = status == 200
-                    self.history.append((time.monotonic(), backend, status))
+                await asyncio.gather(*(self._probe_one(http, backend) for backend in list(self.backends)))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.probe_interval)
+
+    async def _probe_one(self, http: httpx.AsyncClient, backend: str) -> None:
+        status: int | None = None
+        with contextlib.suppress(httpx.HTTPError):
+            status = (await http.get(f"{backend}/health/ready")).status_code
+        self.ready[backend] = status == 200
+        self.history.append((time.monotonic(), backend, status))
 
 
 @dataclass

@@ -146,9 +146,13 @@ class ApiProcess(ManagedProcess):
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def serving_url(self) -> str:
+        return f"{self.base_url}/health/live"
+
     def start_again(self) -> None:
         self.start()
-        self.wait_until_serving(f"{self.base_url}/health/live")
+        self.wait_until_serving(self.serving_url)
 
     def metrics(self) -> str:
         return _get_text(f"{self.base_url}/metrics")
@@ -158,12 +162,16 @@ class ApiProcess(ManagedProcess):
 class WorkerProcess(ManagedProcess):
     metrics_port: int = 0
 
+    @property
+    def serving_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
     def start_again(self) -> None:
         self.start()
-        self.wait_until_serving(f"http://127.0.0.1:{self.metrics_port}/metrics")
+        self.wait_until_serving(self.serving_url)
 
     def metrics(self) -> str:
-        return _get_text(f"http://127.0.0.1:{self.metrics_port}/metrics")
+        return _get_text(self.serving_url)
 
 
 def _get_text(url: str) -> str:
@@ -180,36 +188,56 @@ def metric_value(exposition: str, sample: str) -> float | None:
     return None
 
 
-@contextlib.contextmanager
-def api_process(log_dir: Path, **settings: str) -> Iterator[ApiProcess]:
-    """The API (`python -m app.main`) on a free port, live before the block starts."""
+def new_api(log_dir: Path, **settings: str) -> ApiProcess:
+    """The API (`python -m app.main`) on a free port, not started yet (see `running`)."""
     port = free_port()
     env = service_environment(PORT=str(port), **settings)
-    api = ApiProcess("api", [sys.executable, "-m", "app.main"], env, log_dir / f"api-{port}.log", port=port)
-    try:
-        api.start_again()
-        yield api
-    finally:
-        api.stop()
+    return ApiProcess("api", [sys.executable, "-m", "app.main"], env, log_dir / f"api-{port}.log", port=port)
 
 
-@contextlib.contextmanager
-def worker_process(log_dir: Path, **settings: str) -> Iterator[WorkerProcess]:
-    """The outbox worker (`python -m app.worker`), its /metrics on a free port, serving before the block."""
+def new_worker(log_dir: Path, **settings: str) -> WorkerProcess:
+    """The outbox worker (`python -m app.worker`), its /metrics on a free port, not started yet."""
     metrics_port = free_port()
     env = service_environment(WORKER_METRICS_PORT=str(metrics_port), **settings)
-    worker = WorkerProcess(
+    return WorkerProcess(
         "worker",
         [sys.executable, "-m", "app.worker"],
         env,
         log_dir / f"worker-{metrics_port}.log",
         metrics_port=metrics_port,
     )
+
+
+@contextlib.contextmanager
+def running(*processes: ApiProcess | WorkerProcess) -> Iterator[None]:
+    """Start every process at once (their imports overlap), wait until each serves, stop all after."""
     try:
-        worker.start_again()
-        yield worker
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.wait_until_serving(process.serving_url)
+        yield
     finally:
-        worker.stop()
+        for process in processes:
+            process.signal(signal.SIGTERM)
+        for process in processes:
+            process.stop()
+
+
+@contextlib.contextmanager
+def api_process(log_dir: Path, **settings: str) -> Iterator[ApiProcess]:
+    """The API, live before the block starts, stopped after it."""
+    api = new_api(log_dir, **settings)
+    with running(api):
+        yield api
+
+
+@contextlib.contextmanager
+def worker_process(log_dir: Path, **settings: str) -> Iterator[WorkerProcess]:
+    """The outbox worker, serving its /metrics before the block starts, stopped after it."""
+    worker = new_worker(log_dir, **settings)
+    with running(worker):
+        yield worker
 
 
 def migrate(log_dir: Path, database_url: str) -> None:

@@ -16,7 +16,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.core.http import DATABASE_FAILURE_RESPONSES
 from app.outbox.tables import outbox_events
 from app.projects.infrastructure.tables import projects
-from testsupport.load import Outcome
-from testsupport.processes import ApiProcess, WorkerProcess, api_process, worker_process
+from kit import slo
+from testsupport.load import Balancer, LoadResult, Outcome, SteadyLoad
+from testsupport.processes import ApiProcess, WorkerProcess, new_api, new_worker, running
 from testsupport.webhook_receiver import Receiver
 
 
@@ -70,16 +71,35 @@ WORKER_SETTINGS = {
     "CIRCUIT_BREAKER_RESET_SECONDS": "1",
     "IDEMPOTENCY_SWEEP_INTERVAL_SECONDS": "0",
 }
+SHUTDOWN_DELAY_SECONDS = 2.0  # the API's drain delay: unready but serving while balancers catch up
+# Production-like edge: shared limits in Redis, but read and write budgets no load user reaches
+# (the scenarios are about the store, not the budget); login keeps its default 5/minute.
+SHARED_API_SETTINGS = {
+    "RATE_LIMIT_ENABLED": "true",
+    "RATE_LIMIT_READ": "100000/minute",
+    "RATE_LIMIT_WRITE": "100000/minute",
+    "RATE_LIMIT_REDIS_RETRY_SECONDS": "1",
+    "SHUTDOWN_DELAY_SECONDS": str(SHUTDOWN_DELAY_SECONDS),
+    "DRAIN_TIMEOUT_SECONDS": "10",
+}
 API_SETTINGS = {"RATE_LIMIT_ENABLED": "false", "SHUTDOWN_DELAY_SECONDS": "0", "LOG_LEVEL": "INFO"}
 
 
 @dataclass
 class Stack:
-    api: ApiProcess
+    apis: list[ApiProcess]
     worker: WorkerProcess
     receiver: Receiver
     database_url: str
     log_dir: Path
+    tokens: list[str] = field(default_factory=list)  # bearer tokens of the load's users
+
+    @property
+    def api(self) -> ApiProcess:
+        return self.apis[0]
+
+    def healthy(self) -> bool:
+        return all(process.running() for process in [*self.apis, self.worker])
 
 
 @contextlib.contextmanager
@@ -87,21 +107,45 @@ def chaos_stack(
     database_url: str,
     log_dir: Path,
     *,
+    apis: int = 1,
     api: dict[str, str] | None = None,
     worker: dict[str, str] | None = None,
-    common: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
-    """API + worker on `database_url` (migrated), delivering to a fresh receiver."""
+    """`apis` API processes + a worker on `database_url` (migrated), delivering to a fresh receiver."""
     receiver = Receiver().start()
-    shared = {"DATABASE_URL": database_url, "WEBHOOK_URL": receiver.url, **(common or {})}
+    shared = {"DATABASE_URL": database_url, "WEBHOOK_URL": receiver.url}
+    api_procs = [new_api(log_dir, **shared, **{**API_SETTINGS, **(api or {})}) for _ in range(apis)]
+    worker_proc = new_worker(log_dir, **shared, **{**WORKER_SETTINGS, **(worker or {})})
     try:
-        with (
-            api_process(log_dir, **shared, **{**API_SETTINGS, **(api or {})}) as api_proc,
-            worker_process(log_dir, **shared, **{**WORKER_SETTINGS, **(worker or {})}) as worker_proc,
-        ):
-            yield Stack(api_proc, worker_proc, receiver, database_url, log_dir)
+        with running(*api_procs, worker_proc):
+            yield Stack(api_procs, worker_proc, receiver, database_url, log_dir)
     finally:
         receiver.stop()
+
+
+# --- load --------------------------------------------------------------------------------------
+
+MAX_LOAD_SECONDS = 300  # a bound on every scenario's load, whatever happens to the scenario
+
+
+@dataclass
+class RunningLoad:
+    load: SteadyLoad
+    task: asyncio.Task[LoadResult]
+    stop: asyncio.Event
+
+    async def finish(self, after_seconds: float) -> LoadResult:
+        """Keep the load on for `after_seconds` more (recovery is measured under load), then stop it."""
+        await asyncio.sleep(after_seconds)
+        self.stop.set()
+        return await self.task
+
+
+def start_load(balancer: Balancer, tokens: list[str], profile: Profile) -> RunningLoad:
+    """The profile's steady load, running until `finish` (at most MAX_LOAD_SECONDS)."""
+    load = SteadyLoad(balancer, tokens, profile.rate, MAX_LOAD_SECONDS)
+    stop = asyncio.Event()
+    return RunningLoad(load, asyncio.create_task(load.run(stop)), stop)
 
 
 # --- accounting --------------------------------------------------------------------------------
@@ -112,6 +156,19 @@ async def stored_project_ids(database_url: str) -> set[str]:
     try:
         async with engine.connect() as conn:
             return {str(row.id) for row in await conn.execute(select(projects.c.id))}
+    finally:
+        await engine.dispose()
+
+
+async def outbox_status(database_url: str, event_ids: set[str]) -> dict[str, tuple[str, int]]:
+    """event id -> (status, attempts) of those outbox events."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(outbox_events.c.id, outbox_events.c.status, outbox_events.c.attempts)
+            )
+            return {str(row.id): (row.status, row.attempts) for row in rows if str(row.id) in event_ids}
     finally:
         await engine.dispose()
 
@@ -153,16 +210,65 @@ async def settle_events(
         if not missing or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.2)
-    bodies = receiver.accepted_bodies()
+    own = {events[p][0] for p in acknowledged if p in events}
+    bodies = {event: copies for event, copies in receiver.accepted_bodies().items() if event in own}
     for event_id, copies in bodies.items():
         # A redelivery is the same event: a receiver de-duplicating by id loses nothing.
         assert len({json.dumps(json.loads(body), sort_keys=True) for body in copies}) == 1, event_id
-    ids = {events[p][0] for p in acknowledged if p in events}
     return EventAccount(
         lost=missing,
         duplicated=sum(len(copies) - 1 for copies in bodies.values()),
         dead_lettered=sum(1 for p in acknowledged if p in events and events[p][1] == "dead"),
-        delivered=len(ids & set(bodies)),
+        delivered=len(own & set(bodies)),
+    )
+
+
+# --- latency SLO (alerts/slo.yaml via kit/slo.py: one source of truth) --------------------------
+
+SLO_ENVIRONMENT = "ci"  # the loopback stack on a shared runner, as the load-test gate judges it
+_SPEC = slo.load()
+# The load's request kinds by SLO class.
+LOAD_CLASSES = {"read": ("list", "get"), "write": ("create",)}
+
+
+@dataclass(frozen=True)
+class LatencyVerdict:
+    """The latency SLI (share of non-5xx answers slower than the class threshold) per class, during
+    the fault and before it. The fault may cost at most the latency budget (1 - objective) on top of
+    what the same machine showed before it: on a quiet machine that is the SLO itself, and a shared
+    CI runner's background load does not turn into a false alarm."""
+
+    during: dict[str, float]
+    before: dict[str, float]
+    budget: float
+
+    @property
+    def within(self) -> bool:
+        return all(self.during[name] <= self.before[name] + self.budget for name in self.during)
+
+    def describe(self) -> str:
+        parts = [
+            f"{name} {self.during[name]:.1%} over {_SPEC.endpoint_classes[name].latency_threshold_ms} ms "
+            f"({self.before[name]:.1%} before)"
+            for name in self.during
+        ]
+        return ", ".join(parts) + f", budget {self.budget:.0%}"
+
+
+def _shares(outcomes: list[Outcome]) -> dict[str, float]:
+    window = LoadResult(outcomes)
+    return {
+        name: window.share_slower_than(_SPEC.endpoint_classes[name].latency_threshold_seconds, kinds)
+        for name, kinds in LOAD_CLASSES.items()
+    }
+
+
+def latency_verdict(result: LoadResult, fault_from: float, fault_until: float) -> LatencyVerdict:
+    """Requests started before `fault_from` are the baseline; those started in the fault window are judged."""
+    return LatencyVerdict(
+        during=_shares([o for o in result.outcomes if fault_from <= o.started < fault_until]),
+        before=_shares([o for o in result.outcomes if o.started < fault_from]),
+        budget=_SPEC.objectives(SLO_ENVIRONMENT).latency_error_budget,
     )
 
 

@@ -4,7 +4,6 @@ any 5xx, and the API and the worker recover on their own (same processes, no res
 from __future__ import annotations
 
 import asyncio
-import collections
 import time
 from pathlib import Path
 
@@ -17,9 +16,10 @@ from tests.chaos.harness import (
     leaky_5xx,
     report,
     settle_events,
+    start_load,
     stored_project_ids,
 )
-from testsupport.load import Balancer, SteadyLoad, api_users
+from testsupport.load import Balancer, api_users
 from testsupport.servers import postgres_server
 
 
@@ -34,8 +34,7 @@ async def test_postgres_killed_and_restarted_loses_no_acknowledged_write(
         with chaos_stack(url, tmp_path) as stack:
             tokens = await api_users(stack.api.base_url, profile.users)
             balancer = Balancer([stack.api.base_url])
-            total = profile.before_seconds + profile.fault_seconds + profile.after_seconds + 2
-            load = asyncio.create_task(SteadyLoad(balancer, tokens, profile.rate, total).run())
+            load = start_load(balancer, tokens, profile)
 
             await asyncio.sleep(profile.before_seconds)
             killed_at = time.monotonic()
@@ -43,7 +42,7 @@ async def test_postgres_killed_and_restarted_loses_no_acknowledged_write(
             await asyncio.sleep(profile.fault_seconds)
             restarted_at = time.monotonic()
             await asyncio.to_thread(postgres.start_again)  # crash recovery replays the WAL
-            result = await load
+            result = await load.finish(profile.after_seconds)
 
             account = await settle_events(stack.receiver, url, result.acknowledged_writes)
             stored = await stored_project_ids(url)
@@ -51,7 +50,6 @@ async def test_postgres_killed_and_restarted_loses_no_acknowledged_write(
             api_alive, worker_alive = stack.api.running(), stack.worker.running()
             api_log = stack.api.log_records()
 
-    print(collections.Counter((o.status, (o.error or "")[:60], o.body[:120]) for o in result.failed))
     lost_writes = sorted(set(result.acknowledged_writes) - stored)
     detected_at = balancer.first_probe(killed_at, ready=False)
     recovered_at = result.first(restarted_at, ok=True, kinds=("create",))
