@@ -71,6 +71,9 @@ async def test_postgres_killed_and_restarted_loses_no_acknowledged_write(
     assert lost_writes == [], "an acknowledged create is missing after the restart"
     assert account.lost == [], "an acknowledged create's event was never delivered"
     assert leaky_5xx(result.outcomes) == []
+    # A database outage is the client's cue to retry: 503 + Retry-After, and the keep-alive
+    # connection survives it (an unhandled 500 used to reset the client's next request on it).
+    assert {(o.status, o.error) for o in result.failed} == {(503, None)}
     assert failed_during, "the outage must be visible to clients (or the fault was not injected)"
     assert all(o.started < restarted_at + 5 for o in result.failed), "failures must stop after recovery"
     assert detected_at is not None, "readiness never reported the database down"

@@ -8,7 +8,7 @@ import asyncio
 import time
 
 from tests.chaos.harness import Figures, Profile, Stack, latency_verdict, leaky_5xx, report, start_load
-from testsupport.abuse import AbuseReport, oversized_heads, slow_body, slow_head
+from testsupport.abuse import Attack, attack
 from testsupport.load import Balancer
 
 SLOW_HEADS = 100  # slowloris connections, one header line every 0.5 s
@@ -25,21 +25,9 @@ async def test_slow_clients_and_oversized_heads_leave_other_clients_within_the_s
     await asyncio.sleep(profile.before_seconds)
 
     attack_at = time.monotonic()
-    stop = asyncio.Event()
-    slow, big = AbuseReport(), AbuseReport()
-    size = BIG_HEAD_BYTES[profile.name]
-    attackers = [
-        *(asyncio.create_task(slow_head(target.port, stop, slow)) for _ in range(SLOW_HEADS)),
-        *(asyncio.create_task(slow_body(target.port, stop, slow)) for _ in range(SLOW_BODIES)),
-        *(
-            asyncio.create_task(oversized_heads(target.port, size, stop, big))
-            for _ in range(BIG_HEAD_CLIENTS)
-        ),
-    ]
-    await asyncio.sleep(profile.fault_seconds)
+    plan = Attack(SLOW_HEADS, SLOW_BODIES, BIG_HEAD_CLIENTS, BIG_HEAD_BYTES[profile.name])
+    slow, big = await asyncio.to_thread(attack, target.port, plan, profile.fault_seconds)
     attack_until = time.monotonic()
-    stop.set()
-    await asyncio.gather(*attackers)
     result = await load.finish(profile.after_seconds)
 
     latency = latency_verdict(result, attack_at, attack_until)
@@ -55,7 +43,7 @@ async def test_slow_clients_and_oversized_heads_leave_other_clients_within_the_s
             None,
             f"{SLOW_HEADS} slow heads + {SLOW_BODIES} slow bodies "
             f"({slow.closed_by_server} closed by the server), "
-            f"{big.connections} heads of {size >> 20} MiB answered {dict(big.answers)}; "
+            f"{big.connections} heads of {plan.big_head_bytes >> 20} MiB answered {dict(big.answers)}; "
             f"others: {latency.describe()}",
         )
     )
