@@ -84,8 +84,8 @@ class Balancer:
         return None
 
     async def probe(self, stop: asyncio.Event) -> None:
-        """Every `probe_interval`, all backends at once; an answer slower than 0.5 s counts as not ready."""
-        async with httpx.AsyncClient(timeout=0.5) as http:
+        """Every `probe_interval`, all backends at once; no answer within 1 s counts as not ready."""
+        async with httpx.AsyncClient(timeout=1) as http:
             while not stop.is_set():
                 await asyncio.gather(*(self._probe_one(http, backend) for backend in list(self.backends)))
                 with contextlib.suppress(TimeoutError):

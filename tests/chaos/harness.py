@@ -252,7 +252,9 @@ class LatencyVerdict:
             f"({self.before[name]:.1%} before)"
             for name in self.during
         ]
-        return ", ".join(parts) + f", budget {self.budget:.0%}"
+        busy = any(share > self.budget for share in self.before.values())
+        # A baseline already outside the SLO means a machine too busy for an absolute verdict.
+        return ", ".join(parts) + f", budget {self.budget:.0%}" + (" (busy machine)" if busy else "")
 
 
 def _shares(outcomes: list[Outcome]) -> dict[str, float]:
