@@ -46,6 +46,10 @@ def _sqlite_error(tmp_path: Path, statement: str, *, read_only: bool) -> sqlite3
             DatabaseFailure.UNAVAILABLE,
         ),
         (asyncpg.InterfaceError("connection is closed"), DatabaseFailure.UNAVAILABLE),
+        (
+            asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
+            DatabaseFailure.UNAVAILABLE,
+        ),
         (asyncpg.exceptions.DiskFullError("could not extend file"), DatabaseFailure.STORAGE_FULL),
         (asyncpg.exceptions.UniqueViolationError("duplicate key"), None),
         (asyncpg.InterfaceError("cannot perform operation: another operation is in progress"), None),

@@ -51,6 +51,11 @@ def _classify(exc: BaseException) -> DatabaseFailure | None:
         return DatabaseFailure.UNAVAILABLE
     if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc):
         return DatabaseFailure.UNAVAILABLE
+    # A pooled connection still busy with an operation that an outage interrupted (seen right after
+    # a PostgreSQL restart under load): this request cannot use it, and it is discarded
+    # (core/database.fetch_rows invalidates a connection on any non-server error).
+    if isinstance(exc, asyncpg.InternalClientError) and "another operation" in str(exc):
+        return DatabaseFailure.UNAVAILABLE
     sqlstate = getattr(exc, "sqlstate", None)
     if isinstance(sqlstate, str):
         if sqlstate in _STORAGE_FULL_SQLSTATES:

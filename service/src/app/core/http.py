@@ -150,7 +150,13 @@ DATABASE_FAILURE_RESPONSES = {
 }
 DATABASE_RETRY_AFTER_SECONDS = 2
 # Errors that may mean the database is gone rather than a bug (checked by database_failure).
-_DATABASE_ERRORS = (SQLAlchemyError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_DATABASE_ERRORS = (
+    SQLAlchemyError,
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
