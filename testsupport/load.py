@@ -141,18 +141,29 @@ class LoadResult:
         return None
 
 
-async def api_users(base_url: str, count: int) -> list[str]:
-    """Register and log in `count` members; their bearer tokens."""
+async def api_users(base_url: str, count: int, attempts: int = 5) -> list[str]:
+    """Register and log in `count` members; their bearer tokens.
+
+    A 503 (the database busy or briefly unavailable) is retried after its Retry-After, as a
+    client should; anything else unexpected fails at once.
+    """
     tokens = []
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+
+        async def post(path: str, body: dict[str, str]) -> httpx.Response:
+            for _ in range(attempts - 1):
+                response = await http.post(path, json=body)
+                if response.status_code != 503:
+                    return response.raise_for_status()
+                await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+            return (await http.post(path, json=body)).raise_for_status()
+
         for index in range(count):
             email = f"chaos{index}-{uuid.uuid4().hex[:8]}@example.com"
-            registered = await http.post(
-                "/api/v1/auth/register", json={"email": email, "password": PASSWORD, "name": f"Load {index}"}
+            await post(
+                "/api/v1/auth/register", {"email": email, "password": PASSWORD, "name": f"Load {index}"}
             )
-            registered.raise_for_status()
-            login = await http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-            login.raise_for_status()
+            login = await post("/api/v1/auth/login", {"email": email, "password": PASSWORD})
             tokens.append(str(login.json()["accessToken"]))
     return tokens
 

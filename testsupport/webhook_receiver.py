@@ -109,7 +109,10 @@ class Receiver:
             time.sleep(0.01)
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
-        raw_body = handler.rfile.read(int(handler.headers.get("Content-Length", "0")))
+        length = int(handler.headers.get("Content-Length", "0"))
+        raw_body = handler.rfile.read(length)
+        if len(raw_body) < length:
+            return  # the sender died mid-request (a killed worker): nothing arrived, nothing to answer
         request = Request(
             event_id=handler.headers.get("X-Event-ID", ""),
             body=json.loads(raw_body or b"{}"),
