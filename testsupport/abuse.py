@@ -1,8 +1,8 @@
 """Misbehaving HTTP clients on raw sockets: slow heads, slow bodies, oversized heads.
 
 Each runs until a deadline (time.monotonic()) and says what happened to it, so a scenario can
-show the server's answer next to the other clients' latency. `attack` runs them all in a thread
-with its own event loop, so the attackers do not slow down the measuring client's loop.
+show the server's answer next to the other clients' latency. `attack` runs them all on an event
+loop of its own (call it in another process, so the attackers do not slow down the measuring client).
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class Attack:
 
 
 def attack(port: int, plan: Attack, seconds: float) -> tuple[AbuseReport, AbuseReport]:
-    """Run the plan against 127.0.0.1:`port` for `seconds` (blocking: call it in a thread).
+    """Run the plan against 127.0.0.1:`port` for `seconds` (blocking; picklable, for a process pool).
 
     Returns the slow clients' report and the oversized heads' report.
     """
