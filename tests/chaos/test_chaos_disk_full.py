@@ -9,6 +9,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from app.core.database_errors import DatabaseFailure
 from app.core.http import DATABASE_FAILURE_RESPONSES
 from app.core.settings import Settings
@@ -25,6 +27,8 @@ from tests.chaos.harness import (
 )
 from testsupport.faults import tiny_filesystem
 from testsupport.load import Balancer, api_users
+
+pytestmark = pytest.mark.slow
 
 VOLUME_BYTES = 16 << 20
 FULL_STATUS, FULL_MESSAGE = DATABASE_FAILURE_RESPONSES[DatabaseFailure.STORAGE_FULL]

@@ -7,6 +7,8 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from app.core.settings import Settings
 from app.migrate import upgrade
 from tests.chaos.harness import (
@@ -21,6 +23,8 @@ from tests.chaos.harness import (
 )
 from testsupport.load import Balancer, api_users
 from testsupport.servers import postgres_server
+
+pytestmark = pytest.mark.slow
 
 
 async def test_postgres_killed_and_restarted_loses_no_acknowledged_write(

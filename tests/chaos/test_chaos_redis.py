@@ -13,6 +13,7 @@ import time
 from datetime import datetime
 
 import httpx
+import pytest
 import redis
 
 from tests.chaos.harness import (
@@ -28,6 +29,8 @@ from tests.chaos.harness import (
 from testsupport.load import Balancer
 from testsupport.processes import metric_value
 from testsupport.servers import RedisServer
+
+pytestmark = pytest.mark.slow
 
 RETRY_SECONDS = float(SHARED_API_SETTINGS["RATE_LIMIT_REDIS_RETRY_SECONDS"])
 LOGIN_LIMIT = 5  # RATE_LIMIT_LOGIN per client IP and email (the default, 5/minute)

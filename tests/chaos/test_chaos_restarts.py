@@ -14,6 +14,8 @@ import signal
 import time
 from collections.abc import Callable
 
+import pytest
+
 from tests.chaos.harness import (
     SHUTDOWN_DELAY_SECONDS,
     WORKER_SETTINGS,
@@ -27,6 +29,8 @@ from tests.chaos.harness import (
     start_load,
 )
 from testsupport.load import Balancer
+
+pytestmark = pytest.mark.slow
 
 RECEIVER_DELAY = 0.3  # each delivery takes this long, so a batch is in flight most of the time
 LEASE = float(WORKER_SETTINGS["OUTBOX_LEASE_SECONDS"])

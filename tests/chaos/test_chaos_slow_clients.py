@@ -9,9 +9,13 @@ import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 
+import pytest
+
 from tests.chaos.harness import Figures, Profile, Stack, latency_verdict, leaky_5xx, report, start_load
 from testsupport.abuse import Attack, attack
 from testsupport.load import Balancer
+
+pytestmark = pytest.mark.slow
 
 SLOW_HEADS = 100  # slowloris connections, one header line every 0.5 s
 SLOW_BODIES = 20  # bodies trickled one byte every 0.5 s

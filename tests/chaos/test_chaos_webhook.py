@@ -9,6 +9,8 @@ import contextlib
 import itertools
 import time
 
+import pytest
+
 from tests.chaos.harness import (
     WORKER_SETTINGS,
     Figures,
@@ -22,6 +24,8 @@ from tests.chaos.harness import (
 )
 from testsupport.load import Balancer
 from testsupport.processes import WorkerProcess, metric_value
+
+pytestmark = pytest.mark.slow
 
 BREAKER = 'circuit_breaker_state{name="webhook"}'
 OPEN, CLOSED = 2.0, 0.0
