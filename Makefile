@@ -69,6 +69,10 @@ lint: venv ## ruff, mypy and the layer contracts
 test: venv system-deps lint ## everything: lint, unit, integration, API, ops checks, short load gate
 	.venv/bin/pytest
 
+.PHONY: chaos
+chaos: venv system-deps ## faults under load (PostgreSQL/Redis/worker/API killed, webhook down, disk full, slow clients), long form; `make test` runs a short one
+	CHAOS_PROFILE=full .venv/bin/pytest -p no:cacheprovider --no-cov tests/chaos $(CHAOS_ARGS)
+
 .PHONY: image-test
 image-test: venv ## build service/Dockerfile with podman (local debootstrap base) and run the image's checks (as root, minutes)
 	$(PY) -m kit.image_test

@@ -39,7 +39,7 @@ class Container:
     projects: ProjectService
     # Shared by every Redis user in the process (readiness, rate limits); None without REDIS_URL.
     redis: Redis | None = None
-    # Readiness probes beyond the database (e.g. Redis when REDIS_URL is set), by name.
+    # Readiness probes beyond the database, by name (none today: see build_container).
     extra_checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
 
     async def close(self) -> None:
@@ -74,9 +74,10 @@ def build_container(settings: Settings) -> Container:
         projects=ProjectService(partial(SqlProjectsUnitOfWork, engine)),
     )
     if settings.redis_url is not None:
-        redis = container.redis = create_redis_client(settings)
-        # Redis is a readiness dependency once configured: the pod serves nothing well without it.
-        container.extra_checks["redis"] = redis.ping
+        # Not a readiness check: every Redis user fails open (the rate limiter falls back to
+        # per-process limits), so a Redis outage must not take every pod out of the Service at
+        # once. It shows in rate_limit_storage_errors_total and the limiter's warning log.
+        container.redis = create_redis_client(settings)
     return container
 
 
