@@ -264,7 +264,7 @@ def _rendered_objects() -> list[Obj]:
     return objects
 
 
-def _make_targets() -> set[str]:
+def make_targets() -> set[str]:
     return set(re.findall(r"^([A-Za-z0-9_.-]+):(?!=)", MAKEFILE.read_text(), re.MULTILINE))
 
 
@@ -338,7 +338,7 @@ def repo() -> Repo:
     prefixes, hosts = _edge_routes(objects)
     return Repo(
         objects=objects,
-        make_targets=_make_targets(),
+        make_targets=make_targets(),
         recorded_series=_recorded_series(),
         service_metrics=service_metric_names(),
         routed_prefixes=prefixes,
@@ -360,10 +360,22 @@ def is_placeholder(token: str) -> bool:
     return "__PH_" in token
 
 
+def _without_trailing_comment(line: str) -> str:
+    """`make bench   # the gate's rates` -> `make bench`; a `#` inside quotes stays."""
+    for match in re.finditer(r"\s#", line):
+        before = line[: match.start()]
+        if before.count("'") % 2 == 0 and before.count('"') % 2 == 0:
+            return before
+    return line
+
+
 def split_commands(path: Path, script: str, mention: bool = False) -> Iterator[Command]:
     """Simple commands of a shell snippet: comments dropped, continuations joined, pipes split."""
     script = re.sub(r"\\\n", " ", script)
     lines = [line for line in script.splitlines() if not line.lstrip().startswith("#")]
+    # A trailing comment would swallow the newline that ends its command (shlex reads comments
+    # to the end of the line), joining it with the next one.
+    lines = [_without_trailing_comment(line) for line in lines]
     lexer = shlex.shlex(_protect("\n".join(lines)), posix=True, punctuation_chars="|&;\n")
     lexer.whitespace = " \t\r"  # a newline ends a command, like `;`
     lexer.whitespace_split = True
