@@ -115,6 +115,13 @@ def test_broken_commands_are_flagged(tmp_path: Path, snippet: str, expected: str
     assert any(expected in message for message in found), found
 
 
+def test_a_trailing_comment_ends_at_the_line(tmp_path: Path) -> None:
+    snippet = "make restore-drill  # the drill's small form\nmake restore-drils\njq '.a # not a comment'"
+    assert problems_in(tmp_path, snippet) == ["no make target 'restore-drils'"]
+    argvs = [c.argv for c in rc.split_commands(tmp_path / "x.md", snippet)]
+    assert argvs == [("make", "restore-drill"), ("make", "restore-drils"), ("jq", ".a # not a comment")]
+
+
 def test_prose_may_name_a_kit_command_without_its_required_options(tmp_path: Path) -> None:
     named = "Roll back with `kit rollback`, or replay with `kit dead-letters replay --all`."
     assert problems_in(tmp_path, "true", named) == []
