@@ -22,6 +22,7 @@ from app.core.redis import create_redis_client
 from app.core.settings import Settings
 from app.identity.application.services import IdentityService
 from app.identity.infrastructure.passwords import Argon2PasswordHasher
+from app.identity.infrastructure.revocation import TokenDenylist
 from app.identity.infrastructure.tokens import JwtTokenService
 from app.identity.infrastructure.unit_of_work import SqlIdentityUnitOfWork
 from app.projects.application.services import ProjectService
@@ -66,15 +67,22 @@ def build_container(settings: Settings) -> Container:
         algorithm=settings.jwt_algorithm,
     )
     hasher = Argon2PasswordHasher(settings.password_hash_concurrency)
+    redis = create_redis_client(settings) if settings.redis_url is not None else None
+    denylist = TokenDenylist(
+        redis,
+        token_ttl_seconds=settings.access_token_ttl_seconds,
+        timeout_seconds=settings.redis_timeout_seconds,
+        retry_seconds=settings.rate_limit_redis_retry_seconds,
+    )
     container = Container(
         settings=settings,
         engine=engine,
         tokens=tokens,
-        identity=IdentityService(lambda: SqlIdentityUnitOfWork(engine), hasher, tokens),
+        identity=IdentityService(lambda: SqlIdentityUnitOfWork(engine), hasher, tokens, denylist),
         projects=ProjectService(partial(SqlProjectsUnitOfWork, engine)),
+        redis=redis,
     )
-    if settings.redis_url is not None:
-        redis = container.redis = create_redis_client(settings)
+    if redis is not None:
         # Redis is a readiness dependency once configured: the pod serves nothing well without it.
         container.extra_checks["redis"] = redis.ping
     return container

@@ -82,11 +82,19 @@ def error_response(
     return JSONResponse(error_body(status, message, path, details), status_code=status, headers=headers)
 
 
+# Every route can answer these whatever it does: 400 (a Host not in TRUSTED_HOSTS, a body that
+# is not UTF-8 JSON), 413 (a body over MAX_BODY_BYTES, even on a GET) and 500.
+_ANY_ROUTE_STATUSES = (400, 413, 500)
+# A 422 lists at most this many fields (the body of a request with thousands of unknown
+# fields would otherwise echo every one of them).
+MAX_ERROR_DETAILS = 20
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries: every route declares the errors it can return (and 500)."""
+    """OpenAPI `responses=` entries: every route declares the errors it can return (and 400, 413, 500)."""
     return {
         status: {"model": ErrorBody, "description": HTTPStatus(status).phrase}
-        for status in sorted({*statuses, 500})
+        for status in sorted({*statuses, *_ANY_ROUTE_STATUSES})
     }
 
 
@@ -103,6 +111,9 @@ def _validation_details(exc: RequestValidationError) -> dict[str, list[str]]:
         loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path", "header")]
         key = ".".join(loc) or "body"
         message = "unknown field" if error.get("type") == "extra_forbidden" else str(error.get("msg"))
+        if key not in details and len(details) == MAX_ERROR_DETAILS:
+            details["_truncated"] = ["more fields failed validation: fix these first"]
+            break
         details.setdefault(key, []).append(message)
     return details
 
@@ -130,7 +141,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
     # The stack trace goes to the log, never to the client.
     log.error("unhandled error", exc_info=exc)
-    response = error_response(request, 500, "Internal server error")
+    # The server closes the connection after an unhandled error: say so, so a keep-alive
+    # client does not send its next request into a closing socket.
+    response = error_response(request, 500, "Internal server error", headers={"Connection": "close"})
     if request_id := current_request_id():
         response.headers["X-Request-ID"] = request_id
     for name, value in request.scope.get("state", {}).get(EDGE_HEADERS_STATE, ()):
