@@ -97,6 +97,8 @@ async def test_unhandled_errors_are_500_without_internals_and_logged(
     assert body["message"] == "Internal server error"
     assert "secret internal detail" not in response.text and "Traceback" not in response.text
     assert body["requestId"] == "req-500" == response.headers["x-request-id"]
+    # Security review L9: the server closes the connection after a 500, and says so.
+    assert response.headers["connection"] == "close"
     [record] = [r for r in caplog.records if r.name == "app.errors"]
     assert record.exc_info is not None and "secret internal detail" in str(record.exc_info[1])
     # The access line of a 5xx is an error too (2xx-4xx lines are info).

@@ -25,12 +25,18 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from app.core.http import error_body
 
 
+class HeadTooLargeError(Exception):
+    """Raised from a parser callback to stop parsing a refused request."""
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     max_head_bytes: ClassVar[int] = 32 * 1024
     request_timeout_seconds: ClassVar[float] = 20.0
 
-    _head_bytes = 0
+    _head_bytes = 0  # raw bytes received while the current head is incomplete
+    _parsed_head_bytes = 0  # the current head's URL, names and values, as parsed
     _head_pending = True  # the current request's headers are not complete yet
+    _refused = False
     _receipt_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -50,10 +56,27 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_pending and self._head_bytes > self.max_head_bytes:
             self._refuse(431, f"Request line and headers exceed {self.max_head_bytes} bytes")
 
+    def on_url(self, url: bytes) -> None:
+        self._parsed_head_bytes += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._parsed_head_bytes += len(name) + len(value) + 4
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
         self._head_pending = False
         self._head_bytes = 0
+        if self._parsed_head_bytes > self.max_head_bytes:
+            # A whole head that arrived in one chunk: refused before the app sees it; the
+            # exception stops the parser (uvicorn's 400 for it is suppressed below).
+            self._refuse(431, f"Request line and headers exceed {self.max_head_bytes} bytes")
+            raise HeadTooLargeError
         super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        if not self._refused:  # after our own 431/408 the connection is already closing
+            super().send_400_response(msg)
 
     def on_message_complete(self) -> None:
         self._cancel_receipt_timer()
@@ -61,6 +84,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         self._head_pending = True  # the parser saw the first byte of the next request
+        self._parsed_head_bytes = 0
         super().on_message_begin()
 
     def _start_receipt_timer(self) -> None:
@@ -84,6 +108,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, message: str) -> None:
         if self.transport.is_closing():
             return
+        self._refused = True
         body = orjson.dumps(error_body(status, message, path=""))
         content = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
