@@ -70,6 +70,8 @@ class Environment:
 class EnvironmentsConfig:
     image_repository: str
     environments: dict[str, Environment]
+    # Where the shared Gateway's proxies run: the API's FORWARDED_ALLOW_IPS (gateway.proxy_cidrs).
+    gateway_proxy_cidrs: tuple[str, ...] = ()
 
     def get(self, name: str) -> Environment:
         try:
@@ -107,4 +109,5 @@ def load(path: Path = ENVIRONMENTS_FILE) -> EnvironmentsConfig:
     return EnvironmentsConfig(
         image_repository=raw["image"]["repository"],
         environments={name: _environment(name, env) for name, env in raw["environments"].items()},
+        gateway_proxy_cidrs=tuple(str(cidr) for cidr in (raw.get("gateway") or {}).get("proxy_cidrs", [])),
     )

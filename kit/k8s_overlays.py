@@ -169,7 +169,13 @@ def render_env_settings(env: Environment) -> str:
     return _header("config/environments.yaml") + dump_all(patches)
 
 
-def render_kustomization(env: Environment, image_repository: str) -> str:
+# Environments whose overlays switch /docs and /openapi.json off (DOCS_ENABLED=false).
+_NO_DOCS = frozenset({"staging", "prod"})
+
+
+def render_kustomization(
+    env: Environment, image_repository: str, proxy_cidrs: tuple[str, ...] = ()
+) -> str:
     host = _required(env, "host", env.host)
     tag = _required(env, "image_tag", env.image_tag)
     if tag == "latest":
@@ -219,6 +225,9 @@ def render_kustomization(env: Environment, image_repository: str) -> str:
                     f"ENVIRONMENT={env.name}",
                     f"LOG_LEVEL={env.log_level}",
                     f"TRUSTED_HOSTS={env.host}",
+                    # Only the gateway's X-Forwarded-For counts (the base trusts no peer).
+                    f"FORWARDED_ALLOW_IPS={','.join(proxy_cidrs)}",
+                    *(["DOCS_ENABLED=false"] if env.name in _NO_DOCS else []),
                 ],
             }
         ],
@@ -232,10 +241,12 @@ def render_kustomization(env: Environment, image_repository: str) -> str:
     return _header("config/environments.yaml") + dump(document)
 
 
-def render_overlay(env: Environment, image_repository: str) -> dict[str, str]:
+def render_overlay(
+    env: Environment, image_repository: str, proxy_cidrs: tuple[str, ...] = ()
+) -> dict[str, str]:
     """File name -> content of one environment's overlay folder."""
     return {
-        KUSTOMIZATION: render_kustomization(env, image_repository),
+        KUSTOMIZATION: render_kustomization(env, image_repository, proxy_cidrs),
         ENV_SETTINGS: render_env_settings(env),
     }
 
@@ -270,7 +281,7 @@ def render_all(config: EnvironmentsConfig | None = None, k8s_dir: Path = K8S) ->
     config = config or environments.load()
     outputs: dict[Path, str] = {}
     for env in deployed(config):
-        for name, text in render_overlay(env, config.image_repository).items():
+        for name, text in render_overlay(env, config.image_repository, config.gateway_proxy_cidrs).items():
             outputs[k8s_dir / "overlays" / env.name / name] = text
     outputs[k8s_dir / PROMETHEUS_RULE_FILE.relative_to(K8S)] = render_prometheus_rule(load_alert_rules())
     return outputs
@@ -293,7 +304,7 @@ def render_preview(number: int, k8s_dir: Path, config: EnvironmentsConfig | None
     config = config or environments.load()
     env = config.get("preview").for_pull_request(number)
     overlay = k8s_dir / "overlays" / "preview"
-    outputs = {overlay / name: text for name, text in render_overlay(env, config.image_repository).items()}
+    outputs = {overlay / name: text for name, text in render_overlay(env, config.image_repository, config.gateway_proxy_cidrs).items()}
     return write_outputs(outputs, only_changed=False)
 
 

@@ -366,8 +366,7 @@ async def test_i9_a_trailing_dot_host_is_the_same_host(sqlite_url: str) -> None:
 # --- M3: the login budget is per IP whatever the token ------------------------------------
 
 
-async def test_m3_a_token_does_not_lift_the_per_ip_login_budget(sqlite_url: str, make_user: MakeUser) -> None:
-    del make_user  # the users below are made on this test's own app
+async def test_m3_a_token_does_not_lift_the_per_ip_login_budget(sqlite_url: str) -> None:
     settings = make_settings(
         sqlite_url,
         rate_limit_enabled=True,
@@ -407,3 +406,60 @@ async def test_m3_a_token_does_not_lift_the_per_ip_login_budget(sqlite_url: str,
                 headers=_bearer(token),
             )
             assert with_token.status_code == 429
+
+
+# --- M4: forwarded headers, with the kit's own proxy settings --------------------------------
+
+
+def _base_config_value(name: str) -> str:
+    from kit.paths import K8S
+
+    for line in (K8S / "base" / "config.env").read_text().splitlines():
+        if line.startswith(f"{name}="):
+            return line.split("=", 1)[1]
+    raise AssertionError(f"{name} is not in k8s/base/config.env")
+
+
+async def test_m4_forwarded_for_counts_only_from_the_gateway_and_only_its_own_entry(sqlite_url: str) -> None:
+    """The overlays' FORWARDED_ALLOW_IPS (gateway.proxy_cidrs): a gateway that appends the peer
+    to a client-sent X-Forwarded-For gives the client no say in its bucket; any other peer's
+    header is ignored; the base config believes nobody."""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    from kit.environments import load
+
+    gateway_cidrs = ",".join(load().gateway_proxy_cidrs)
+    assert gateway_cidrs and "*" not in gateway_cidrs
+    settings = make_settings(sqlite_url, rate_limit_enabled=True, rate_limit_read="3/minute")
+    application = create_app(settings, registry=CollectorRegistry())
+
+    def peer(app: Any, address: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=(address, 1)), base_url="http://t"
+        )
+
+    async with LifespanManager(application):
+        behind_gateway = ProxyHeadersMiddleware(application, trusted_hosts=gateway_cidrs)
+        base_only = ProxyHeadersMiddleware(
+            application, trusted_hosts=_base_config_value("FORWARDED_ALLOW_IPS")
+        )
+        async with peer(behind_gateway, "10.42.0.9") as gateway, peer(behind_gateway, "192.0.2.50") as direct:
+            # The client rotates what it sends; the gateway appends the address it saw.
+            spoofed = [
+                (
+                    await gateway.get(ME, headers={"X-Forwarded-For": f"203.0.113.{i}, 198.51.100.7"})
+                ).status_code
+                for i in range(4)
+            ]
+            assert spoofed == [401, 401, 401, 429]
+            rotating = [
+                (await direct.get(ME, headers={"X-Forwarded-For": f"198.51.100.{i}"})).status_code
+                for i in range(20, 24)
+            ]
+            assert rotating == [401, 401, 401, 429]
+        async with peer(base_only, "10.42.0.10") as unconfigured:
+            ignored = [
+                (await unconfigured.get(ME, headers={"X-Forwarded-For": f"198.51.100.{i}"})).status_code
+                for i in range(30, 34)
+            ]
+            assert ignored == [401, 401, 401, 429]
