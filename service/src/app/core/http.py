@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from app.core.clock import utcnow
 from app.core.errors import (
@@ -135,7 +136,23 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return error_response(request, exc.status_code, message, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return error_response(request, exc.status_code, message, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path answers to (RFC 9110 15.5.6), not only the first route's.
+
+    Each route here serves one method, and Starlette's 405 lists the methods of the first
+    route whose path matched: OPTIONS /api/v1/projects said "Allow: POST" (found by fuzzing).
+    """
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.path_regex.match(request.url.path) and route.methods:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
