@@ -173,9 +173,7 @@ def render_env_settings(env: Environment) -> str:
 _NO_DOCS = frozenset({"staging", "prod"})
 
 
-def render_kustomization(
-    env: Environment, image_repository: str, proxy_cidrs: tuple[str, ...] = ()
-) -> str:
+def render_kustomization(env: Environment, image_repository: str, proxy_cidrs: tuple[str, ...] = ()) -> str:
     host = _required(env, "host", env.host)
     tag = _required(env, "image_tag", env.image_tag)
     if tag == "latest":
@@ -304,7 +302,10 @@ def render_preview(number: int, k8s_dir: Path, config: EnvironmentsConfig | None
     config = config or environments.load()
     env = config.get("preview").for_pull_request(number)
     overlay = k8s_dir / "overlays" / "preview"
-    outputs = {overlay / name: text for name, text in render_overlay(env, config.image_repository, config.gateway_proxy_cidrs).items()}
+    outputs = {
+        overlay / name: text
+        for name, text in render_overlay(env, config.image_repository, config.gateway_proxy_cidrs).items()
+    }
     return write_outputs(outputs, only_changed=False)
 
 

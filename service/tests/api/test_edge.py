@@ -40,6 +40,10 @@ async def test_wrong_method_is_405_with_the_error_body(client: httpx.AsyncClient
     response = await client.put("/api/v1/projects")
     assert response.status_code == 405
     assert set(response.json()) == ERROR_FIELDS
+    # Found by fuzzing: Allow listed only the first matching route's method ("POST").
+    assert response.headers["allow"] == "GET, POST"
+    item = await client.options(f"/api/v1/projects/{uuid.uuid4()}")
+    assert (item.status_code, item.headers["allow"]) == (405, "DELETE, GET, PATCH")
 
 
 async def test_malformed_json_is_422(client: httpx.AsyncClient) -> None:

@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # --- abuse protection ---
     rate_limit_enabled: bool = True
     rate_limit_login: str = "5/minute"
+    # Login attempts on one account from every address together (NIST 800-63B 5.2.2: at most
+    # 100 failed attempts): a botnet spread over many IPs still guesses slowly.
+    rate_limit_login_account: str = "100/hour"
     rate_limit_write: str = "60/minute"
     rate_limit_read: str = "600/minute"
     # Account creation per client IP, on top of the write limit.
@@ -154,7 +157,13 @@ class Settings(BaseSettings):
                     data[key] = [v.strip() for v in value.split(",") if v.strip()]
         return data
 
-    @field_validator("rate_limit_login", "rate_limit_write", "rate_limit_read", "rate_limit_register")
+    @field_validator(
+        "rate_limit_login",
+        "rate_limit_login_account",
+        "rate_limit_write",
+        "rate_limit_read",
+        "rate_limit_register",
+    )
     @classmethod
     def _valid_rate_limit(cls, value: str) -> str:
         # Refused at start-up rather than on the first request: "5/minute", "100 per hour", ...

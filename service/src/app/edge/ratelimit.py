@@ -5,6 +5,7 @@ Route classes (limits from settings, "N/period", several separated by ";"):
 - write: every other method, keyed the same way, except under /api/v1/auth/ (login, register,
   logout): always per client IP, so a token cannot lift an address's login budget;
 - login: per client IP + email (on top of write), so one address cannot be brute-forced;
+- login_account: per email from every address together (a slow, distributed guess);
 - register: per client IP (on top of write).
 Read and write are counted by RateLimitMiddleware for every path under /api/, before
 routing; health probes and /metrics are outside it and never limited.
@@ -58,6 +59,7 @@ _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 class RouteClass(StrEnum):
     LOGIN = "login"
+    LOGIN_ACCOUNT = "login_account"
     REGISTER = "register"
     WRITE = "write"
     READ = "read"
@@ -135,6 +137,7 @@ class RateLimiter:
         self._metrics = metrics
         self._limits: dict[RouteClass, list[RateLimitItem]] = {
             RouteClass.LOGIN: parse_many(settings.rate_limit_login),
+            RouteClass.LOGIN_ACCOUNT: parse_many(settings.rate_limit_login_account),
             RouteClass.REGISTER: parse_many(settings.rate_limit_register),
             RouteClass.WRITE: parse_many(settings.rate_limit_write),
             RouteClass.READ: parse_many(settings.rate_limit_read),

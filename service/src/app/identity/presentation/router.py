@@ -24,8 +24,10 @@ users_router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
 
 async def limit_login_attempts(body: LoginRequest, request: Request, limiter: RateLimiterDep) -> None:
-    """Strict limit per client IP + email: one account cannot be guessed at from one address."""
+    """Strict limit per client IP + email: one account cannot be guessed at from one address;
+    a looser one per account from all addresses together."""
     await limiter.check(RouteClass.LOGIN, client_ip_key(request), email_key(body.email))
+    await limiter.check(RouteClass.LOGIN_ACCOUNT, email_key(body.email))
 
 
 @auth_router.post(
