@@ -463,3 +463,30 @@ async def test_m4_forwarded_for_counts_only_from_the_gateway_and_only_its_own_en
                 for i in range(30, 34)
             ]
             assert ignored == [401, 401, 401, 429]
+
+
+# --- L8, I6: probes a flood cannot fail; no first-login timing signal ------------------------
+
+
+async def test_l8_a_flood_of_readiness_probes_runs_the_checks_once_per_second(sqlite_url: str) -> None:
+    import asyncio
+
+    application = create_app(make_settings(sqlite_url), registry=CollectorRegistry())
+    async with LifespanManager(application):
+        checks = 0
+
+        async def counted() -> None:
+            nonlocal checks
+            checks += 1
+            await asyncio.sleep(0.05)  # a dependency that takes a moment to answer
+
+        application.state.container.extra_checks["counted"] = counted
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            answers = await asyncio.gather(*(http.get("/health/ready") for _ in range(200)))
+    assert {a.status_code for a in answers} == {200}
+    assert checks <= 2  # one round (a second if the flood outlived the one-second cache)
+
+
+async def test_i6_the_dummy_hash_exists_before_the_first_login(app: Any) -> None:
+    assert app.state.container.identity._dummy_hash is not None
