@@ -3,14 +3,23 @@
 One check of our own: a refused request (4xx) leaves the database exactly as it was. Around
 every call the database's fingerprint (row counts, latest update times, token versions) is
 taken, and the check compares the two. FUZZ_DATABASE_URL names the service's database.
+
+One adjustment: a valid `Idempotency-Key` on POST /api/v1/projects gets a suffix unique to
+the call. A replay returns the first 201 even after that project was deleted (security review
+I8, by design: the Stripe semantics, tested in service/tests/api/test_idempotency.py), which
+schemathesis' "created resource not found" check would report as a new creation that vanished
+(it found exactly that sequence: POST with key K, DELETE, POST with key K, DELETE -> 404).
+Invalid keys are sent as generated (422).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sqlite3
 import threading
+import uuid
 from concurrent.futures import Future
 from typing import Any
 
@@ -59,8 +68,14 @@ _snapshots: dict[int, tuple[tuple[object, ...], tuple[object, ...] | None]] = {}
 _lock = threading.Lock()
 
 
+_VALID_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
+    key = (case.headers or {}).get("Idempotency-Key")
+    if case.method.upper() == "POST" and isinstance(key, str) and _VALID_KEY.match(key):
+        case.headers["Idempotency-Key"] = f"{key}-{uuid.uuid4().hex[:16]}"
     if _database is not None:
         with _lock:
             _snapshots[id(case)] = (_database.fingerprint(), None)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.database import create_engine
 from app.core.redis import create_redis_client
+from app.core.redis_pipeline import PipelinedRedis
 from app.core.settings import Settings
 from app.identity.application.services import IdentityService
 from app.identity.infrastructure.passwords import Argon2PasswordHasher
@@ -42,10 +43,14 @@ class Container:
     redis: Redis | None = None
     # Readiness probes beyond the database (e.g. Redis when REDIS_URL is set), by name.
     extra_checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
+    # Token revocations (its own pipelined Redis connection); None in containers built by tests.
+    denylist: TokenDenylist | None = None
 
     async def close(self) -> None:
         if self.redis is not None:
             await self.redis.aclose()
+        if self.denylist is not None:
+            await self.denylist.close()
         await self.engine.dispose()
 
 
@@ -69,7 +74,9 @@ def build_container(settings: Settings) -> Container:
     hasher = Argon2PasswordHasher(settings.password_hash_concurrency)
     redis = create_redis_client(settings) if settings.redis_url is not None else None
     denylist = TokenDenylist(
-        redis,
+        PipelinedRedis(settings.redis_url, client_name=f"{settings.service_name}-revocation")
+        if settings.redis_url is not None
+        else None,
         token_ttl_seconds=settings.access_token_ttl_seconds,
         timeout_seconds=settings.redis_timeout_seconds,
         retry_seconds=settings.rate_limit_redis_retry_seconds,
@@ -81,6 +88,7 @@ def build_container(settings: Settings) -> Container:
         identity=IdentityService(lambda: SqlIdentityUnitOfWork(engine), hasher, tokens, denylist),
         projects=ProjectService(partial(SqlProjectsUnitOfWork, engine)),
         redis=redis,
+        denylist=denylist,
     )
     if redis is not None:
         # Redis is a readiness dependency once configured: the pod serves nothing well without it.

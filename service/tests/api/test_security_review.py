@@ -489,3 +489,25 @@ async def test_l8_a_flood_of_readiness_probes_runs_the_checks_once_per_second(sq
 
 async def test_i6_the_dummy_hash_exists_before_the_first_login(app: Any) -> None:
     assert app.state.container.identity._dummy_hash is not None
+
+
+async def test_i8_a_replay_after_the_delete_returns_the_first_response_by_design(
+    client: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    """Answered, not changed: a retry gets the first response, it does not re-read the project."""
+    manager = await make_user(Role.MANAGER)
+    headers = {**manager.headers, "Idempotency-Key": "replay-after-delete"}
+    body = {"name": "Short lived", "type": "internal"}
+    first = await client.post("/api/v1/projects", json=body, headers=headers)
+    assert (
+        await client.delete(f"/api/v1/projects/{first.json()['id']}", headers=manager.headers)
+    ).status_code == 204
+    replay = await client.post("/api/v1/projects", json=body, headers=headers)
+    assert (replay.status_code, replay.json(), replay.headers["idempotent-replayed"]) == (
+        201,
+        first.json(),
+        "true",
+    )
+    assert (
+        await client.get(f"/api/v1/projects/{first.json()['id']}", headers=manager.headers)
+    ).status_code == 404

@@ -4,7 +4,9 @@ Two kinds of entry, each living only as long as the tokens it refuses could:
 - `revoked-token:<jti>`: one token (logout), until that token's own expiry;
 - `token-version:<user id>` = N: every token of the user issued below version N (password
   or role change), for ACCESS_TOKEN_TTL_SECONDS (by then every older token has expired).
-A check is one MGET round trip for both.
+A check is one MGET for both, over the pipelined connection the rate limiter uses too
+(app/core/redis_pipeline.py: ~20-30 us of CPU per call, against ~130 us through redis-py),
+since every authenticated request makes one.
 
 When Redis fails (down, or slower than REDIS_TIMEOUT_SECONDS): requests are not refused
 because of it. The check falls back to this process's own entries (every revocation is also
@@ -26,10 +28,8 @@ import time
 import uuid
 from collections.abc import Callable
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from app.core.circuit_breaker import CircuitBreaker
+from app.core.redis_pipeline import PipelinedRedis, RedisReplyError
 from app.identity.application.ports import VerifiedToken
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ _PRUNE_AT = 10_000
 class TokenDenylist:
     def __init__(
         self,
-        redis: Redis | None,
+        redis: PipelinedRedis | None,
         *,
         token_ttl_seconds: int,
         leeway_seconds: int = 10,
@@ -110,20 +110,24 @@ class TokenDenylist:
         keys = (_TOKEN_PREFIX + token.token_id, _VERSION_PREFIX + str(token.principal.user_id))
         try:
             async with asyncio.timeout(self._timeout):
-                revoked, version = await self._redis.mget(keys)
-        except (RedisError, OSError) as exc:  # OSError covers ConnectionError and TimeoutError
+                revoked, version = await self._redis.execute("MGET", *keys)
+        except (RedisReplyError, OSError) as exc:  # OSError covers ConnectionError and TimeoutError
             self._failed(exc)
             return None
         self._breaker.record_success()
         return revoked is not None, int(version) if version is not None else None
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.close()
 
     async def _write(self, key: str, value: str, ttl_seconds: int) -> None:
         if self._redis is None:
             return
         try:
             async with asyncio.timeout(self._timeout):
-                await self._redis.set(key, value, ex=ttl_seconds)
-        except (RedisError, OSError) as exc:
+                await self._redis.execute("SET", key, value, "EX", ttl_seconds)
+        except (RedisReplyError, OSError) as exc:
             # Recorded in this process only: other pods learn of it when it expires, or not at
             # all (see the module docstring). The caller's own session still ends here.
             self._failed(exc)
