@@ -24,7 +24,8 @@ def test_the_database_check_catches_a_write_behind_a_4xx(
 
     hooks = importlib.reload(hooks)
     refused = SimpleNamespace(status_code=422)
-    quiet, noisy = object(), object()
+    quiet = SimpleNamespace(method="GET", headers={})
+    noisy = SimpleNamespace(method="POST", headers={"Idempotency-Key": "k-1"})
 
     hooks.before_call(None, quiet, {})
     hooks.after_call(None, quiet, refused)
@@ -38,6 +39,7 @@ def test_the_database_check_catches_a_write_behind_a_4xx(
             " '2026-01-01', '2026-01-01', 0)"
         )
     hooks.after_call(None, noisy, refused)
+    assert noisy.headers["Idempotency-Key"].startswith("k-1-")  # made unique per call
     with pytest.raises(AssertionError, match="database changed"):
         hooks.refused_requests_change_nothing(None, refused, noisy)
     # A successful write is what writes are for.
