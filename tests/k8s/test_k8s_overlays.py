@@ -137,8 +137,8 @@ def _normalised(objects: list[Obj]) -> dict[str, Any]:
             metadata["name"] = "<namespace>"
         if obj["kind"] == "ConfigMap":
             metadata["name"] = "<config>"
-            for per_environment in ("ENVIRONMENT", "LOG_LEVEL", "TRUSTED_HOSTS"):
-                obj["data"].pop(per_environment)
+            for per_environment in ("ENVIRONMENT", "LOG_LEVEL", "TRUSTED_HOSTS", "DOCS_ENABLED"):
+                obj["data"].pop(per_environment, None)
         if obj["kind"] == "Ingress":
             for rule in obj["spec"]["rules"]:
                 rule["host"] = "<host>"
