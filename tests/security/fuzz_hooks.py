@@ -4,8 +4,8 @@ One check of our own: a refused request (4xx) leaves the database exactly as it 
 every call the database's fingerprint (row counts, latest update times, token versions) is
 taken, and the check compares the two. FUZZ_DATABASE_URL names the service's database.
 
-One adjustment: a valid `Idempotency-Key` on POST /api/v1/projects gets a suffix unique to
-the call. A replay returns the first 201 even after that project was deleted (security review
+One adjustment, in the stateful phase only: a valid `Idempotency-Key` on POST /api/v1/projects
+gets a suffix unique to the call. A replay returns the first 201 even after that project was deleted (security review
 I8, by design: the Stripe semantics, tested in service/tests/api/test_idempotency.py), which
 schemathesis' "created resource not found" check would report as a new creation that vanished
 (it found exactly that sequence: POST with key K, DELETE, POST with key K, DELETE -> 404).
@@ -71,10 +71,22 @@ _lock = threading.Lock()
 _VALID_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 
+def _in_stateful_phase(case: Any) -> bool:
+    # Only stateful sequences create, delete and replay; other phases' cases stay exactly as
+    # generated (editing them makes schemathesis re-derive what a negative case is missing).
+    meta = getattr(case, "_meta", None)
+    return meta is not None and str(meta.phase.name) == "stateful"
+
+
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     key = (case.headers or {}).get("Idempotency-Key")
-    if case.method.upper() == "POST" and isinstance(key, str) and _VALID_KEY.match(key):
+    if (
+        _in_stateful_phase(case)
+        and case.method.upper() == "POST"
+        and isinstance(key, str)
+        and _VALID_KEY.match(key)
+    ):
         case.headers["Idempotency-Key"] = f"{key}-{uuid.uuid4().hex[:16]}"
     if _database is not None:
         with _lock:

@@ -24,8 +24,9 @@ def test_the_database_check_catches_a_write_behind_a_4xx(
 
     hooks = importlib.reload(hooks)
     refused = SimpleNamespace(status_code=422)
-    quiet = SimpleNamespace(method="GET", headers={})
-    noisy = SimpleNamespace(method="POST", headers={"Idempotency-Key": "k-1"})
+    stateful = SimpleNamespace(phase=SimpleNamespace(name="stateful"))
+    quiet = SimpleNamespace(method="GET", headers={}, _meta=None)
+    noisy = SimpleNamespace(method="POST", headers={"Idempotency-Key": "k-1"}, _meta=stateful)
 
     hooks.before_call(None, quiet, {})
     hooks.after_call(None, quiet, refused)
