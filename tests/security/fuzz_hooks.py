@@ -4,9 +4,10 @@ One check of our own: a refused request (4xx) leaves the database exactly as it 
 every call the database's fingerprint (row counts, latest update times, token versions) is
 taken, and the check compares the two. FUZZ_DATABASE_URL names the service's database.
 
-One adjustment, in the stateful phase only: a valid `Idempotency-Key` on POST /api/v1/projects
-gets a suffix unique to the call. A replay returns the first 201 even after that project was deleted (security review
-I8, by design: the Stripe semantics, tested in service/tests/api/test_idempotency.py), which
+One adjustment, in the stateful phase only: a valid `Idempotency-Key` on POST
+/api/v1/projects gets a suffix unique to the call. A replay returns the first 201 even after
+that project was deleted (security review I8, by design: the Stripe semantics, tested in
+service/tests/api/test_security_review.py::test_i8_*), which
 schemathesis' "created resource not found" check would report as a new creation that vanished
 (it found exactly that sequence: POST with key K, DELETE, POST with key K, DELETE -> 404).
 Invalid keys are sent as generated (422).
