@@ -182,3 +182,13 @@ bench: venv system-deps bench-deps ## service vs bare FastAPI baselines on pinne
 .PHONY: bench-middleware
 bench-middleware: venv bench-deps ## edge middleware (request id, access log, metrics) on vs off, side by side: req/s and overhead (target < 15 %)
 	$(PY) -m service.bench.middleware_overhead $(BENCH_MIDDLEWARE_ARGS)
+
+# --- security -------------------------------------------------------------------
+SECURITY_TESTS := tests/security service/tests/api/test_attacks.py service/tests/api/test_security_review.py \
+	service/tests/api/test_token_revocation.py service/tests/system/test_server_bounds.py \
+	service/tests/unit/test_tokens_and_passwords.py
+
+.PHONY: security
+security: venv system-deps ## fuzz every role on SQLite + PostgreSQL (thousands of cases), attacks, review regressions, supply chain
+	FUZZ_PROFILE=long .venv/bin/pytest -p no:cacheprovider --no-cov -s $(SECURITY_TESTS)
+	$(PY) -m kit.supply_chain

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from kit.paths import CONFIG
 
@@ -101,6 +109,9 @@ class Edge(_Model):
     gateway: GatewayRef
     cluster_issuer: str = Field(min_length=1)
     proxy_peer: PodPeer
+    # The address ranges the gateway's proxies connect from: the only peers whose
+    # X-Forwarded-For the API believes (FORWARDED_ALLOW_IPS in every overlay).
+    proxy_cidrs: list[IPvAnyNetwork] = Field(min_length=1)
 
     @property
     def gateway_namespace(self) -> str:
@@ -245,6 +256,8 @@ class Environment(_Model):
     min_zones: int | None = Field(default=None, ge=2)
     # OTLP traces to the tracing_collector (endpoint setting and NetworkPolicy egress).
     tracing: bool = False
+    # /docs and /openapi.json served (DOCS_ENABLED); off where the public must not browse them.
+    docs_enabled: bool = True
     load_testing: LoadTesting | None = None
     # Previews: hours after its last deployment until the sweepers (infra/previews.py, the
     # preview.kit/expires-at label) may delete it, and the namespace's ResourceQuota.
@@ -350,6 +363,10 @@ class EnvironmentsConfig(_Model):
     @property
     def image_repository(self) -> str:
         return self.image.repository
+
+    @property
+    def gateway_proxy_cidrs(self) -> tuple[str, ...]:
+        return tuple(str(cidr) for cidr in self.edge.proxy_cidrs) if self.edge else ()
 
     def get(self, name: str) -> Environment:
         try:

@@ -488,6 +488,10 @@ def render_kustomization(
     literals = [f"ENVIRONMENT={env.name}", f"LOG_LEVEL={env.log_level}", f"TRUSTED_HOSTS={env.host}"]
     if env.tracing and config.tracing_collector is not None:
         literals.append(f"OTEL_EXPORTER_OTLP_ENDPOINT={config.tracing_collector.endpoint}")
+    # Only the gateway's X-Forwarded-For counts (the base config trusts no peer).
+    literals.append(f"FORWARDED_ALLOW_IPS={','.join(config.gateway_proxy_cidrs)}")
+    if not env.docs_enabled:
+        literals.append("DOCS_ENABLED=false")
     literals += _rate_limit_literals(env)
     labels: list[dict[str, Any]] = [
         {

@@ -459,9 +459,8 @@ def test_the_app_trusts_forwarded_headers_from_the_vpc_it_runs_in(stack: str) ->
 
     settings = CONFIG.get(stack).infra
     assert settings is not None
-    config_env = (K8S / "base" / "config.env").read_text().splitlines()
-    (line,) = [entry for entry in config_env if entry.startswith("FORWARDED_ALLOW_IPS=")]
-    trusted = [ipaddress.ip_network(r) for r in line.partition("=")[2].split(",")]
+    # What every overlay sets as FORWARDED_ALLOW_IPS (tests/k8s/test_k8s_security_settings.py).
+    trusted = [ipaddress.ip_network(r) for r in CONFIG.gateway_proxy_cidrs]
     vpc = ipaddress.ip_network(settings.network.cidr)
     assert any(vpc.subnet_of(network) for network in trusted if network.version == 4), (vpc, trusted)
 

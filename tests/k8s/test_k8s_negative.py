@@ -232,9 +232,9 @@ BREAKAGES = [
     ),
     (
         "every proxy hop trusted",
-        "base/config.env",
-        "FORWARDED_ALLOW_IPS=10.0.0.0/8,172.16.0.0/12,192.168.0.0/16\n",
-        "FORWARDED_ALLOW_IPS=*\n",
+        "overlays/prod/kustomization.yaml",
+        "- FORWARDED_ALLOW_IPS=10.0.0.0/8\n",
+        "- FORWARDED_ALLOW_IPS=*\n",
         "FORWARDED_ALLOW_IPS '*' trusts a client-written X-Forwarded-For",
     ),
     (

@@ -127,7 +127,13 @@ def test_preview_is_cheap(rendered: dict[str, list[Obj]]) -> None:
 _PER_ENVIRONMENT_KINDS = {"HorizontalPodAutoscaler", "PrometheusRule", "ResourceQuota", "LimitRange"}
 # Objects only environments with a setting have (env-resources.yaml; tested on their own below).
 _PER_ENVIRONMENT_OBJECTS = {"reference-service-otlp", "reference-service-api-loadtest"}
-_PER_ENVIRONMENT_SETTINGS = ("ENVIRONMENT", "LOG_LEVEL", "TRUSTED_HOSTS", "OTEL_EXPORTER_OTLP_ENDPOINT")
+_PER_ENVIRONMENT_SETTINGS = (
+    "ENVIRONMENT",
+    "LOG_LEVEL",
+    "TRUSTED_HOSTS",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "DOCS_ENABLED",
+)
 
 
 def _normalised(objects: list[Obj]) -> dict[str, Any]:

@@ -19,9 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.database import create_engine
 from app.core.redis import create_redis_client
+from app.core.redis_pipeline import PipelinedRedis
 from app.core.settings import Settings
 from app.identity.application.services import IdentityService
 from app.identity.infrastructure.passwords import Argon2PasswordHasher
+from app.identity.infrastructure.revocation import TokenDenylist
 from app.identity.infrastructure.tokens import JwtTokenService
 from app.identity.infrastructure.unit_of_work import SqlIdentityUnitOfWork
 from app.projects.application.services import ProjectService
@@ -41,10 +43,14 @@ class Container:
     redis: Redis | None = None
     # Readiness probes beyond the database, by name (none today: see build_container).
     extra_checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
+    # Token revocations (its own pipelined Redis connection); None in containers built by tests.
+    denylist: TokenDenylist | None = None
 
     async def close(self) -> None:
         if self.redis is not None:
             await self.redis.aclose()
+        if self.denylist is not None:
+            await self.denylist.close()
         await self.engine.dispose()
 
 
@@ -66,18 +72,28 @@ def build_container(settings: Settings) -> Container:
         algorithm=settings.jwt_algorithm,
     )
     hasher = Argon2PasswordHasher(settings.password_hash_concurrency)
+    redis = create_redis_client(settings) if settings.redis_url is not None else None
+    denylist = TokenDenylist(
+        PipelinedRedis(settings.redis_url, client_name=f"{settings.service_name}-revocation")
+        if settings.redis_url is not None
+        else None,
+        token_ttl_seconds=settings.access_token_ttl_seconds,
+        timeout_seconds=settings.redis_timeout_seconds,
+        retry_seconds=settings.rate_limit_redis_retry_seconds,
+    )
     container = Container(
         settings=settings,
         engine=engine,
         tokens=tokens,
-        identity=IdentityService(lambda: SqlIdentityUnitOfWork(engine), hasher, tokens),
+        identity=IdentityService(lambda: SqlIdentityUnitOfWork(engine), hasher, tokens, denylist),
         projects=ProjectService(partial(SqlProjectsUnitOfWork, engine)),
+        redis=redis,
+        denylist=denylist,
     )
-    if settings.redis_url is not None:
-        # Not a readiness check: every Redis user fails open (the rate limiter falls back to
-        # per-process limits), so a Redis outage must not take every pod out of the Service at
-        # once. It shows in rate_limit_storage_errors_total and the limiter's warning log.
-        container.redis = create_redis_client(settings)
+    # Redis is not a readiness check: every Redis user fails open (the rate limiter falls back
+    # to per-process limits, revocations to the process's own list), so a Redis outage must not
+    # take every pod out of the Service at once. It shows in rate_limit_storage_errors_total and
+    # the limiter's warning log.
     return container
 
 

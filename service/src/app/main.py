@@ -27,6 +27,7 @@ from app.core.limits import BodySizeLimitMiddleware
 from app.core.settings import Settings, get_settings
 from app.edge.ratelimit import RateLimiter, RateLimitMiddleware, rate_limit_metrics_for
 from app.edge.security import install_http_security
+from app.edge.server_protocol import bounded_protocol
 from app.health.router import router as health_router
 from app.identity.presentation.router import auth_router, users_router
 from app.observability.faults import inject_faults
@@ -53,6 +54,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         running = container or build_container(settings)
         app.state.container = running
+        await running.identity.prepare()
         if http_metrics is not None:
             http_metrics.db_pool.engine = running.engine
         log.info("started", extra={"environment": settings.environment.value, "version": settings.version})
@@ -75,6 +77,9 @@ def create_app(
         docs_url="/docs" if settings.docs_enabled else None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
+        # No 307 to "<path without the slash>": its Location would carry the client's Host
+        # header (a redirect to any host when TRUSTED_HOSTS is '*'). API clients use exact paths.
+        redirect_slashes=False,
         # FastAPI's built-in OpenTelemetry stays off: tracing is set up in observability/tracing
         # with the app's own provider. Left on, it looks up the global providers (and an
         # environment variable) on every request: ~8 % of a liveness probe's CPU.
@@ -247,7 +252,9 @@ def run() -> None:
         timeout_keep_alive=settings.keep_alive_timeout_seconds,
         timeout_graceful_shutdown=math.ceil(settings.drain_timeout_seconds),
         loop="uvloop",
-        http="httptools",
+        # httptools with a bound on the request head and a deadline to receive each request.
+        http=bounded_protocol(settings.http_max_head_bytes, settings.http_request_timeout_seconds),
+        server_header=False,  # no "server: uvicorn" (the version hunt starts there)
     )
     server = DrainingServer(config, app, settings.shutdown_delay_seconds)
     server.run()

@@ -34,7 +34,7 @@ async def test_weak_password_is_422_with_field_details(client: httpx.AsyncClient
         "/api/v1/auth/register", json={"email": email, "password": email, "name": "C"}
     )
     assert response.status_code == 422
-    assert "must not be the email address" in response.json()["details"]["password"]
+    assert any("must not be the email address" in m for m in response.json()["details"]["password"])
 
 
 async def test_unknown_fields_and_bad_emails_are_422(client: httpx.AsyncClient) -> None:

@@ -28,7 +28,7 @@ def settings() -> Settings:
 async def test_unreachable_database_is_a_503_with_retry_after(
     app: FastAPI, client: httpx.AsyncClient, method: str, path: str, body: object
 ) -> None:
-    token = app.state.container.tokens.issue(Principal(user_id=uuid.uuid4(), role=Role.MEMBER)).token
+    token = app.state.container.tokens.issue(Principal(user_id=uuid.uuid4(), role=Role.MEMBER), 0).token
     response = await client.request(method, path, json=body, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "2"

@@ -40,6 +40,10 @@ async def test_wrong_method_is_405_with_the_error_body(client: httpx.AsyncClient
     response = await client.put("/api/v1/projects")
     assert response.status_code == 405
     assert set(response.json()) == ERROR_FIELDS
+    # Found by fuzzing: Allow listed only the first matching route's method ("POST").
+    assert response.headers["allow"] == "GET, POST"
+    item = await client.options(f"/api/v1/projects/{uuid.uuid4()}")
+    assert (item.status_code, item.headers["allow"]) == (405, "DELETE, GET, PATCH")
 
 
 async def test_malformed_json_is_422(client: httpx.AsyncClient) -> None:
@@ -97,6 +101,8 @@ async def test_unhandled_errors_are_500_without_internals_and_logged(
     assert body["message"] == "Internal server error"
     assert "secret internal detail" not in response.text and "Traceback" not in response.text
     assert body["requestId"] == "req-500" == response.headers["x-request-id"]
+    # Security review L9: the server closes the connection after a 500, and says so.
+    assert response.headers["connection"] == "close"
     [record] = [r for r in caplog.records if r.name == "app.errors"]
     assert record.exc_info is not None and "secret internal detail" in str(record.exc_info[1])
     # The access line of a 5xx is an error too (2xx-4xx lines are info).

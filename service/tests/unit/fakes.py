@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 import uuid
 from types import TracebackType
 from typing import Self
@@ -10,7 +11,7 @@ from typing import Self
 from app.core.events import DomainEvent
 from app.core.pagination import Cursor, Page, PageRequest
 from app.core.principal import Principal, Role
-from app.identity.application.ports import IssuedToken
+from app.identity.application.ports import IssuedToken, VerifiedToken
 from app.identity.domain.models import User
 from app.projects.domain.models import Project, ProjectStatus
 
@@ -29,7 +30,17 @@ class FakeUserRepository:
     async def get_by_email(self, email: str) -> User | None:
         return next((copy.copy(u) for u in self.rows.values() if u.email == email), None)
 
-    async def save_role(self, user: User) -> None:
+    async def lock_admins(self) -> int:
+        return sum(u.role is Role.ADMIN for u in self.rows.values())
+
+    async def save_role(self, user: User) -> bool:
+        others = [u for u in self.rows.values() if u.role is Role.ADMIN and u.id != user.id]
+        if self.rows[user.id].role is Role.ADMIN and user.role is not Role.ADMIN and not others:
+            return False
+        self.rows[user.id] = copy.copy(user)
+        return True
+
+    async def save_password(self, user: User) -> None:
         self.rows[user.id] = copy.copy(user)
 
     async def any_admin(self) -> bool:
@@ -117,9 +128,11 @@ class FakeHasher:
 
 
 class FakeTokens:
-    def issue(self, principal: Principal) -> IssuedToken:
-        return IssuedToken(f"{principal.user_id}:{principal.role.value}", 60)
+    """Readable tokens '<user id>:<role>:<version>:<jti>' (the real JWTs have their own tests)."""
 
-    def verify(self, token: str) -> Principal:
-        user_id, role = token.split(":")
-        return Principal(uuid.UUID(user_id), Role(role))
+    def issue(self, principal: Principal, version: int) -> IssuedToken:
+        return IssuedToken(f"{principal.user_id}:{principal.role.value}:{version}:{uuid.uuid4().hex}", 60)
+
+    def verify(self, token: str) -> VerifiedToken:
+        user_id, role, version, jti = token.split(":")
+        return VerifiedToken(Principal(uuid.UUID(user_id), Role(role)), jti, time.time() + 60, int(version))

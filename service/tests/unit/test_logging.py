@@ -49,3 +49,13 @@ def test_request_ids_are_accepted_only_when_well_formed() -> None:
     assert len(generated) == 32 and generated.isalnum()
     assert accept_or_generate_request_id("x" * 200) != "x" * 200
     assert accept_or_generate_request_id(None) != accept_or_generate_request_id(None)
+
+
+def test_unicode_line_breaks_from_a_client_never_split_a_log_line() -> None:
+    """Found by fuzzing: a request path with U+0085 or U+2028 split its access-log line."""
+    forged = '/api/v1/x\x85{"level":"error","message":"forged"}\u2028\u2029'
+    record = logging.LogRecord("app.access", logging.INFO, __file__, 1, "request", None, None)
+    record.path = forged
+    line = JsonFormatter().format(record)
+    assert line.splitlines() == [line]
+    assert json.loads(line)["path"] == forged

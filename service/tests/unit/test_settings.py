@@ -56,3 +56,26 @@ def test_local_runs_without_a_secret_and_lists_come_from_commas(monkeypatch: pyt
     assert settings.jwt_secret is None
     assert settings.cors_origins == ["https://a.example", "https://b.example"]
     assert settings.is_sqlite
+
+
+@pytest.mark.parametrize("environment", ["dev", "preview", "staging", "prod"])
+@pytest.mark.parametrize("value", ["*", "10.0.0.0/8, *"])
+def test_deployed_environments_refuse_trusting_every_proxy(environment: str, value: str) -> None:
+    """Security review M4: FORWARDED_ALLOW_IPS=* let any peer choose its rate-limit bucket."""
+    with pytest.raises(ValidationError, match="FORWARDED_ALLOW_IPS"):
+        Settings(environment=environment, jwt_secret=STRONG, forwarded_allow_ips=value)  # type: ignore[arg-type]
+    assert Settings(environment=environment, jwt_secret=STRONG, forwarded_allow_ips="10.244.0.0/16")
+
+
+@pytest.mark.parametrize("environment", ["dev", "preview"])
+def test_internet_facing_test_environments_refuse_a_weak_secret_too(environment: str) -> None:
+    """Security review I4: dev and preview accepted JWT_SECRET=secret."""
+    with pytest.raises(ValidationError, match="JWT_SECRET"):
+        Settings(environment=environment, jwt_secret="secret")  # type: ignore[arg-type]
+    assert Settings(environment=environment).jwt_secret is None  # unset: a random per-process key
+
+
+@pytest.mark.parametrize("algorithm", ["none", "RS256", "hs256"])
+def test_only_hmac_jwt_algorithms_are_accepted(algorithm: str) -> None:
+    with pytest.raises(ValidationError, match="jwt_algorithm"):
+        Settings(jwt_algorithm=algorithm)  # type: ignore[arg-type]

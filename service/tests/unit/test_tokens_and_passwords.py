@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 import jwt
 import pytest
@@ -31,6 +31,8 @@ def claims(**overrides: object) -> dict[str, object]:
         "aud": "aud",
         "iat": now,
         "exp": now + timedelta(minutes=1),
+        "jti": uuid.uuid4().hex,
+        "ver": 0,
     }
     values.update(overrides)
     return values
@@ -38,9 +40,12 @@ def claims(**overrides: object) -> dict[str, object]:
 
 def test_an_issued_token_verifies_to_its_principal() -> None:
     principal = Principal(uuid.uuid4(), Role.MANAGER)
-    issued = tokens().issue(principal)
+    issued = tokens().issue(principal, 3)
     assert issued.expires_in == 60
-    assert tokens().verify(issued.token) == principal
+    verified = tokens().verify(issued.token)
+    assert verified.principal == principal
+    assert verified.version == 3
+    assert verified.token_id and verified.expires_at > time.time()
 
 
 @pytest.mark.parametrize(
@@ -56,6 +61,37 @@ def test_an_issued_token_verifies_to_its_principal() -> None:
         pytest.param(jwt.encode(claims(role="superuser"), SECRET, algorithm="HS256"), id="unknown-role"),
         pytest.param(jwt.encode(claims(sub="not-a-uuid"), SECRET, algorithm="HS512"), id="other-alg"),
         pytest.param("garbage", id="garbage"),
+        # Security review I3: validly signed, but not what this service issues.
+        pytest.param(
+            jwt.encode(claims(exp=datetime(2100, 1, 1, tzinfo=UTC)), SECRET, algorithm="HS256"),
+            id="far-future-exp",
+        ),
+        pytest.param(jwt.encode(claims(exp=10**20), SECRET, algorithm="HS256"), id="huge-exp"),
+        pytest.param(
+            jwt.encode(claims(exp=str(int(time.time()) + 30)), SECRET, algorithm="HS256"), id="string-exp"
+        ),
+        pytest.param(jwt.encode(claims(aud=["aud", "other"]), SECRET, algorithm="HS256"), id="list-aud"),
+        pytest.param(jwt.encode(claims(ver="0"), SECRET, algorithm="HS256"), id="string-version"),
+        pytest.param(jwt.encode(claims(ver=True), SECRET, algorithm="HS256"), id="bool-version"),
+        pytest.param(jwt.encode(claims(jti=7), SECRET, algorithm="HS256"), id="int-jti"),
+        pytest.param(
+            jwt.api_jws.encode(
+                jwt.utils.base64url_decode(jwt.encode(claims(), "x" * 40).split(".")[1]),
+                "x" * 40,
+                algorithm="HS256",
+            ),
+            id="other-key-raw-jws",
+        ),
+        pytest.param(
+            # RS/HS confusion: header says RS256, signed with HMAC over the (public) key material.
+            ".".join(
+                [
+                    jwt.utils.base64url_encode(b'{"alg":"RS256","typ":"JWT"}').decode(),
+                    *jwt.encode(claims(), SECRET, algorithm="HS256").split(".")[1:],
+                ]
+            ),
+            id="alg-confusion-rs256",
+        ),
     ],
 )
 def test_forged_or_stale_tokens_are_refused(forged: str) -> None:
@@ -63,11 +99,27 @@ def test_forged_or_stale_tokens_are_refused(forged: str) -> None:
         tokens().verify(forged)
 
 
-def test_a_token_without_required_claims_is_refused() -> None:
+@pytest.mark.parametrize("missing", ["exp", "iat", "sub", "iss", "aud", "role", "jti", "ver"])
+def test_a_token_without_required_claims_is_refused(missing: str) -> None:
     incomplete = claims()
-    del incomplete["exp"]
+    del incomplete[missing]
     with pytest.raises(AuthenticationError):
         tokens().verify(jwt.encode(incomplete, SECRET, algorithm="HS256"))
+
+
+def test_a_tampered_payload_with_the_original_signature_is_refused() -> None:
+    issued = tokens().issue(Principal(uuid.uuid4(), Role.MEMBER), 0).token
+    header, _, signature = issued.split(".")
+    elevated = jwt.encode(claims(role="admin"), "whatever-key-" + "w" * 40, algorithm="HS256").split(".")[1]
+    with pytest.raises(AuthenticationError):
+        tokens().verify(f"{header}.{elevated}.{signature}")
+
+
+@pytest.mark.parametrize("algorithm", ["none", "RS256", "ES256", "HS1"])
+def test_only_hmac_algorithms_can_be_configured(algorithm: str) -> None:
+    """Security review I4: JWT_ALGORITHM=none passed settings validation before."""
+    with pytest.raises(ValueError, match="not one of"):
+        tokens(algorithm=algorithm)
 
 
 class FakeClock:
@@ -90,13 +142,13 @@ class FakeClock:
 
 def test_a_cached_token_is_refused_once_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
     principal = Principal(uuid.uuid4(), Role.MEMBER)
-    token = tokens(ttl_seconds=60).issue(principal).token  # before the patch: PyJWT encodes datetimes
+    token = tokens(ttl_seconds=60).issue(principal, 0).token  # before the patch: PyJWT encodes datetimes
     clock = FakeClock(monkeypatch)
     service = tokens(ttl_seconds=60, leeway_seconds=10, clock=clock)
-    assert service.verify(token) == principal
+    assert service.verify(token).principal == principal
     assert token in service._verified
     clock.now += 65  # past exp but within the leeway: still valid, from the cache
-    assert service.verify(token) == principal
+    assert service.verify(token).principal == principal
     clock.now += 10  # past exp + leeway: the cached entry must not outlive the token
     with pytest.raises(AuthenticationError):
         service.verify(token)
@@ -105,7 +157,7 @@ def test_a_cached_token_is_refused_once_it_expires(monkeypatch: pytest.MonkeyPat
 
 def test_the_cache_is_bounded_and_keeps_only_verified_tokens() -> None:
     service = tokens(cache_size=3)
-    issued = [service.issue(Principal(uuid.uuid4(), Role.MEMBER)).token for _ in range(5)]
+    issued = [service.issue(Principal(uuid.uuid4(), Role.MEMBER), 0).token for _ in range(5)]
     for token in issued:
         service.verify(token)
     with pytest.raises(AuthenticationError):

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from app.core.clock import utcnow
 from app.core.database_errors import DatabaseFailure, database_failure
@@ -85,12 +86,20 @@ def error_response(
     return JSONResponse(error_body(status, message, path, details), status_code=status, headers=headers)
 
 
+# Every route can answer these whatever it does: 400 (a Host not in TRUSTED_HOSTS, a body that
+# is not UTF-8 JSON), 413 (a body over MAX_BODY_BYTES, even on a GET), 500, and the database's
+# failures (503 unavailable, 507 storage full).
+_ANY_ROUTE_STATUSES = (400, 413, 500, 503, 507)
+# A 422 lists at most this many fields (the body of a request with thousands of unknown
+# fields would otherwise echo every one of them).
+MAX_ERROR_DETAILS = 20
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries: every route declares the errors it can return, plus 500 and
-    the database's failures (503 unavailable, 507 storage full), which any route may meet."""
+    """OpenAPI `responses=` entries: the errors a route can return, plus _ANY_ROUTE_STATUSES."""
     return {
         status: {"model": ErrorBody, "description": HTTPStatus(status).phrase}
-        for status in sorted({*statuses, 500, 503, 507})
+        for status in sorted({*statuses, *_ANY_ROUTE_STATUSES})
     }
 
 
@@ -107,6 +116,9 @@ def _validation_details(exc: RequestValidationError) -> dict[str, list[str]]:
         loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path", "header")]
         key = ".".join(loc) or "body"
         message = "unknown field" if error.get("type") == "extra_forbidden" else str(error.get("msg"))
+        if key not in details and len(details) == MAX_ERROR_DETAILS:
+            details["_truncated"] = ["more fields failed validation: fix these first"]
+            break
         details.setdefault(key, []).append(message)
     return details
 
@@ -128,13 +140,31 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return error_response(request, exc.status_code, message, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return error_response(request, exc.status_code, message, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method the path answers to (RFC 9110 15.5.6), not only the first route's.
+
+    Each route here serves one method, and Starlette's 405 lists the methods of the first
+    route whose path matched: OPTIONS /api/v1/projects said "Allow: POST" (found by fuzzing).
+    """
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.path_regex.match(request.url.path) and route.methods:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
     # The stack trace goes to the log, never to the client.
     log.error("unhandled error", exc_info=exc)
-    response = error_response(request, 500, "Internal server error")
+    # The server closes the connection after an unhandled error: say so, so a keep-alive
+    # client does not send its next request into a closing socket.
+    response = error_response(request, 500, "Internal server error", headers={"Connection": "close"})
     if request_id := current_request_id():
         response.headers["X-Request-ID"] = request_id
     for name, value in request.scope.get("state", {}).get(EDGE_HEADERS_STATE, ()):

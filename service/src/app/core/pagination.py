@@ -6,7 +6,7 @@ import base64
 import binascii
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 import orjson
@@ -30,14 +30,23 @@ class Cursor:
 
     @classmethod
     def decode(cls, token: str) -> Cursor:
+        # A cursor is client input: any shape, any value. Everything but the exact shape we
+        # write ({"c": aware ISO timestamp, "i": UUID string}) is a 422, never a 500.
         try:
             padded = token + "=" * (-len(token) % 4)
-            data = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
-            created_at = datetime.fromisoformat(data["c"])
+            data = orjson.loads(base64.b64decode(padded.encode(), altchars=b"-_", validate=True))
+            if not isinstance(data, dict) or set(data) != {"c", "i"}:
+                raise ValueError("not a cursor object")
+            stamp, identifier = data["c"], data["i"]
+            if not isinstance(stamp, str) or not isinstance(identifier, str):
+                raise ValueError("cursor fields must be strings")
+            created_at = datetime.fromisoformat(stamp)
             if created_at.tzinfo is None:
                 raise ValueError("naive timestamp")
-            return cls(created_at=created_at, id=uuid.UUID(data["i"]))
-        except (ValueError, KeyError, TypeError, binascii.Error):  # orjson.JSONDecodeError is a ValueError
+            # In UTC and within datetime's range (0001-01-01T00:00+01:00 is not).
+            created_at = created_at.astimezone(UTC)
+            return cls(created_at=created_at, id=uuid.UUID(identifier))
+        except (ValueError, TypeError, OverflowError, binascii.Error):  # orjson.JSONDecodeError: ValueError
             raise InvalidInputError("Invalid cursor", {"cursor": ["is not a valid page cursor"]}) from None
 
 

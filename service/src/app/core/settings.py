@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -33,6 +33,11 @@ class Environment(StrEnum):
     def is_production_like(self) -> bool:
         """Deployed environments where secrets must be real and test switches stay off."""
         return self in {Environment.STAGING, Environment.PROD}
+
+    @property
+    def is_deployed(self) -> bool:
+        """Reachable by others (previews are internet-facing): no weak secret, no trust in every proxy."""
+        return self in {Environment.DEV, Environment.PREVIEW, Environment.STAGING, Environment.PROD}
 
 
 class Settings(BaseSettings):
@@ -68,7 +73,8 @@ class Settings(BaseSettings):
 
     # --- auth ---
     jwt_secret: SecretStr | None = None
-    jwt_algorithm: str = "HS256"
+    # HMAC only: the key is one shared secret ("none" and the RS/ES families are refused).
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     jwt_issuer: str = "reference-service"
     jwt_audience: str = "reference-service-api"
     access_token_ttl_seconds: int = Field(default=3600, ge=60)
@@ -81,6 +87,8 @@ class Settings(BaseSettings):
     # --- HTTP edge ---
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     trusted_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+    # Peers whose X-Forwarded-For/-Proto are believed (IPs or CIDRs, comma-separated; empty:
+    # none). Kubernetes overlays set the gateway's pod range; '*' is refused where deployed.
     forwarded_allow_ips: str = "127.0.0.1"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # How long an idle keep-alive connection stays open. It must outlast the idle timeout of
@@ -88,11 +96,21 @@ class Settings(BaseSettings):
     # server closes first, a request sent on the connection at that moment is lost ("server
     # disconnected without sending a response"). uvicorn's own default is 5 s.
     keep_alive_timeout_seconds: int = Field(default=75, ge=1)
+    # The server's own bounds, so the port is safe without a proxy in front: a request line
+    # plus headers over HTTP_MAX_HEAD_BYTES gets 431, a request not fully received within
+    # HTTP_REQUEST_TIMEOUT_SECONDS of its first byte (or a new connection that sends nothing)
+    # gets 408 and is closed.
+    http_max_head_bytes: int = Field(default=32 * 1024, ge=1024)
+    http_request_timeout_seconds: float = Field(default=20.0, gt=0)
+    # /docs and /openapi.json; the prod and staging overlays set it to false.
     docs_enabled: bool = True
 
     # --- abuse protection ---
     rate_limit_enabled: bool = True
     rate_limit_login: str = "5/minute"
+    # Login attempts on one account from every address together (NIST 800-63B 5.2.2: at most
+    # 100 failed attempts): a botnet spread over many IPs still guesses slowly.
+    rate_limit_login_account: str = "100/hour"
     rate_limit_write: str = "60/minute"
     rate_limit_read: str = "600/minute"
     # Account creation per client IP, on top of the write limit.
@@ -153,7 +171,13 @@ class Settings(BaseSettings):
                     data[key] = [v.strip() for v in value.split(",") if v.strip()]
         return data
 
-    @field_validator("rate_limit_login", "rate_limit_write", "rate_limit_read", "rate_limit_register")
+    @field_validator(
+        "rate_limit_login",
+        "rate_limit_login_account",
+        "rate_limit_write",
+        "rate_limit_read",
+        "rate_limit_register",
+    )
     @classmethod
     def _valid_rate_limit(cls, value: str) -> str:
         # Refused at start-up rather than on the first request: "5/minute", "100 per hour", ...
@@ -165,6 +189,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
+        if self.environment.is_deployed:
+            if self.jwt_secret is not None:  # unset in dev/preview: a random per-process key
+                self._refuse_weak_secret("JWT_SECRET", self.jwt_secret)
+            if "*" in {part.strip() for part in self.forwarded_allow_ips.split(",")}:
+                raise ValueError(
+                    "FORWARDED_ALLOW_IPS='*' trusts every peer's X-Forwarded-For: "
+                    "set the proxies' addresses or CIDRs"
+                )
         if self.environment.is_production_like:
             self._refuse_weak_secret("JWT_SECRET", self.jwt_secret)
             # May be unset here: only the worker signs, and it refuses to start without it.

@@ -2,8 +2,10 @@
 
 Route classes (limits from settings, "N/period", several separated by ";"):
 - read: GET/HEAD/OPTIONS on the API, per user when a valid token is presented, else per client IP;
-- write: every other method, keyed the same way;
+- write: every other method, keyed the same way, except under /api/v1/auth/ (login, register,
+  logout): always per client IP, so a token cannot lift an address's login budget;
 - login: per client IP + email (on top of write), so one address cannot be brute-forced;
+- login_account: per email from every address together (a slow, distributed guess);
 - register: per client IP (on top of write).
 Read and write are counted by RateLimitMiddleware for every path under /api/, before
 routing; health probes and /metrics are outside it and never limited.
@@ -46,6 +48,7 @@ from app.core.circuit_breaker import CircuitBreaker
 from app.core.http import error_response
 from app.core.redis_pipeline import PipelinedRedis, RedisReplyError
 from app.core.settings import Settings
+from app.identity.domain.models import normalize_email
 from app.identity.presentation.dependencies import presented_principal
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,7 @@ _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 class RouteClass(StrEnum):
     LOGIN = "login"
+    LOGIN_ACCOUNT = "login_account"
     REGISTER = "register"
     WRITE = "write"
     READ = "read"
@@ -133,6 +137,7 @@ class RateLimiter:
         self._metrics = metrics
         self._limits: dict[RouteClass, list[RateLimitItem]] = {
             RouteClass.LOGIN: parse_many(settings.rate_limit_login),
+            RouteClass.LOGIN_ACCOUNT: parse_many(settings.rate_limit_login_account),
             RouteClass.REGISTER: parse_many(settings.rate_limit_register),
             RouteClass.WRITE: parse_many(settings.rate_limit_write),
             RouteClass.READ: parse_many(settings.rate_limit_read),
@@ -227,8 +232,9 @@ def client_ip_key(request: Request) -> str:
 
 
 def email_key(email: str) -> str:
-    # Hashed: counters in Redis should not hold addresses.
-    return "email:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+    # Hashed: counters in Redis should not hold addresses. The same normalisation as the
+    # account lookup, so every spelling that reaches one account shares one budget.
+    return "email:" + hashlib.sha256(normalize_email(email).encode()).hexdigest()[:32]
 
 
 class RateLimitMiddleware:
@@ -241,15 +247,20 @@ class RateLimitMiddleware:
     id, security headers, access log and metrics like any response).
     """
 
-    def __init__(self, app: ASGIApp, limiter: RateLimiter, prefix: str = "/api/") -> None:
+    def __init__(
+        self, app: ASGIApp, limiter: RateLimiter, prefix: str = "/api/", per_ip_prefix: str = "/api/v1/auth/"
+    ) -> None:
         self.app = app
         self.limiter = limiter
         self.prefix = prefix
+        # Login and register are budgeted per client IP whatever token comes along: a token
+        # (any throwaway account's) must not buy an IP more password guesses.
+        self.per_ip_prefix = per_ip_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.limiter.enabled and scope["path"].startswith(self.prefix):
             request = Request(scope)
-            caller = presented_principal(request)
+            caller = None if scope["path"].startswith(self.per_ip_prefix) else presented_principal(request)
             route_class = RouteClass.READ if scope["method"] in _READ_METHODS else RouteClass.WRITE
             key = f"user:{caller.user_id}" if caller is not None else client_ip_key(request)
             try:

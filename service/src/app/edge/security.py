@@ -115,11 +115,14 @@ def validate_host_patterns(patterns: Sequence[str]) -> None:
 
 
 def _host_name(host_header: str) -> str:
-    """The name part of a Host header: 'api.example.com:443' -> 'api.example.com', '[::1]:80' -> '::1'."""
+    """The name part of a Host header: 'api.example.com:443' -> 'api.example.com', '[::1]:80' -> '::1'.
+
+    A fully qualified name's trailing dot ('api.example.com.') names the same host.
+    """
     host = host_header.strip().lower()
     if host.startswith("["):
         return host[1 : host.find("]")] if "]" in host else ""
-    return host.split(":", 1)[0]
+    return host.split(":", 1)[0].removesuffix(".")
 
 
 class EdgeSecurity:

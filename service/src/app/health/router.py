@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -25,6 +26,28 @@ async def readiness(request: Request) -> tuple[int, dict[str, Any]]:
     container: Container = request.app.state.container
     if getattr(request.app.state, "draining", False):
         return 503, {"status": "draining", "checks": {}}
+    checks = await _shared_checks(request.app.state, container)
+    healthy = all(value == "ok" for value in checks.values())
+    _log_transition(request, healthy, checks)
+    return (200 if healthy else 503), {"status": "ok" if healthy else "unavailable", "checks": checks}
+
+
+# One round of dependency checks serves every probe that arrives within this long, and probes
+# that arrive while it runs wait for it (single flight): a flood of /health/ready calls costs
+# one SELECT 1 + PING per second, and cannot exhaust the pool or time the checks out.
+READINESS_CACHE_SECONDS = 1.0
+
+
+async def _shared_checks(state: Any, container: Container) -> dict[str, str]:
+    round_: tuple[float, asyncio.Task[dict[str, str]]] | None = getattr(state, "readiness_round", None)
+    now = time.monotonic()
+    if round_ is None or (round_[1].done() and now - round_[0] >= READINESS_CACHE_SECONDS):
+        round_ = (now, asyncio.ensure_future(_check_dependencies(container)))
+        state.readiness_round = round_
+    return await asyncio.shield(round_[1])
+
+
+async def _check_dependencies(container: Container) -> dict[str, str]:
     checks: dict[str, str] = {}
     probes = {"db": _check_db(container), **{name: probe() for name, probe in container.extra_checks.items()}}
     timeout = container.settings.readiness_check_timeout_seconds
@@ -33,9 +56,7 @@ async def readiness(request: Request) -> tuple[int, dict[str, Any]]:
     )
     for name, result in zip(probes, results, strict=True):
         checks[name] = "ok" if not isinstance(result, BaseException) else f"error: {type(result).__name__}"
-    healthy = all(value == "ok" for value in checks.values())
-    _log_transition(request, healthy, checks)
-    return (200 if healthy else 503), {"status": "ok" if healthy else "unavailable", "checks": checks}
+    return checks
 
 
 def _log_transition(request: Request, healthy: bool, checks: dict[str, str]) -> None:

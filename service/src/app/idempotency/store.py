@@ -7,8 +7,10 @@ from typing import Any
 
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.errors import AuthenticationError
 from app.core.idempotency import IdempotencyRecord, StoredResponse
 from app.idempotency.tables import idempotency_keys as keys
 
@@ -42,7 +44,7 @@ class SqlIdempotencyStore:
         dialect = postgresql if self._conn.dialect.name == "postgresql" else sqlite
         # ON CONFLICT DO NOTHING waits for a concurrent uncommitted insert of the same key,
         # then does nothing if that transaction committed: the loser reads the winner's record.
-        inserted = await self._conn.execute(
+        statement = (
             dialect.insert(keys)
             .values(
                 user_id=record.user_id,
@@ -56,6 +58,12 @@ class SqlIdempotencyStore:
             )
             .on_conflict_do_nothing(index_elements=[keys.c.user_id, keys.c.key])
         )
+        try:
+            inserted = await self._conn.execute(statement)
+        except IntegrityError as exc:
+            # Only the user's foreign key can fail here: a validly signed token of a user that
+            # no longer exists (the unit of work rolls back on the way out).
+            raise AuthenticationError("The account this token belongs to no longer exists") from exc
         if inserted.rowcount == 1:
             return None
         row = (

@@ -80,6 +80,10 @@ def _redact(value: Any, key: str = "") -> Any:
     return value
 
 
+_UNICODE_LINE_BREAKS = frozenset("\x85\u2028\u2029")  # orjson escapes the C0 ones itself
+_LINE_BREAK_ESCAPES = {ord(char): f"\\u{ord(char):04x}" for char in _UNICODE_LINE_BREAKS}
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -99,7 +103,11 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = _redact(value, key)
         if record.exc_info:
             entry["exception"] = _scrub_text(self.formatException(record.exc_info))
-        return orjson.dumps(entry, default=str, option=orjson.OPT_UTC_Z).decode()
+        line = orjson.dumps(entry, default=str, option=orjson.OPT_UTC_Z).decode()
+        # JSON may hold U+0085, U+2028 and U+2029 raw, but line-oriented readers (Python's
+        # splitlines, many log shippers) break lines there: a client-chosen path could split
+        # or forge a log line (found by fuzzing). Escaped, every record stays one line.
+        return line.translate(_LINE_BREAK_ESCAPES) if _UNICODE_LINE_BREAKS.intersection(line) else line
 
 
 def configure_logging(level: str = "INFO", json_output: bool = True, *, sql_echo: bool = False) -> None:

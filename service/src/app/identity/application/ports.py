@@ -15,7 +15,12 @@ class UserRepository(Protocol):
     async def add(self, user: User) -> None: ...
     async def get(self, user_id: uuid.UUID) -> User | None: ...
     async def get_by_email(self, email: str) -> User | None: ...
-    async def save_role(self, user: User) -> None: ...
+    async def lock_admins(self) -> int: ...
+    async def save_role(self, user: User) -> bool:
+        """False, and nothing written, when the change would leave no admin."""
+        ...
+
+    async def save_password(self, user: User) -> None: ...
     async def any_admin(self) -> bool: ...
 
 
@@ -38,12 +43,34 @@ class IssuedToken:
     expires_in: int
 
 
-class TokenService(Protocol):
-    def issue(self, principal: Principal) -> IssuedToken: ...
+@dataclass(frozen=True)
+class VerifiedToken:
+    """A token whose signature and claims checked out; revocation is checked separately."""
 
-    def verify(self, token: str) -> Principal:
+    principal: Principal
+    token_id: str  # jti
+    expires_at: float  # unix seconds
+    version: int  # the user's token_version when it was issued
+
+
+class TokenService(Protocol):
+    def issue(self, principal: Principal, version: int) -> IssuedToken: ...
+
+    def verify(self, token: str) -> VerifiedToken:
         """Raises AuthenticationError for any invalid, expired or foreign token."""
         ...
+
+
+class TokenRevocations(Protocol):
+    """Server-side end of sessions before their tokens expire (logout, password or role change)."""
+
+    async def revoke(self, token: VerifiedToken) -> None: ...
+
+    async def revoke_versions_below(self, user_id: uuid.UUID, version: int) -> None:
+        """Every token of the user issued at an older token_version is refused from now on."""
+        ...
+
+    async def is_revoked(self, token: VerifiedToken) -> bool: ...
 
 
 class IdentityUnitOfWorkFactory(Protocol):

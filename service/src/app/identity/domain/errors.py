@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from app.core.errors import AuthenticationError, ConflictError, NotFoundError
+from app.core.errors import AuthenticationError, ConflictError, InvalidInputError, NotFoundError
 
 
 class EmailAlreadyRegisteredError(ConflictError):
@@ -23,3 +23,17 @@ class UserNotFoundError(NotFoundError):
 
     def __init__(self) -> None:
         super().__init__("User not found")
+
+
+class LastAdminError(ConflictError):
+    code = "last_admin"
+
+    def __init__(self) -> None:
+        super().__init__("The last admin cannot be demoted: promote another admin first")
+
+
+class CurrentPasswordMismatchError(InvalidInputError):
+    code = "current_password_mismatch"
+
+    def __init__(self) -> None:
+        super().__init__("Current password is incorrect", {"currentPassword": ["is incorrect"]})

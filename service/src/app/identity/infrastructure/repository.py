@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import exists, insert, select, update
+from sqlalchemy import exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,6 +22,7 @@ def _to_user(row: Any) -> User:
         role=Role(row.role),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        token_version=row.token_version,
     )
 
 
@@ -41,6 +42,7 @@ class SqlUserRepository:
                         role=user.role.value,
                         created_at=user.created_at,
                         updated_at=user.updated_at,
+                        token_version=user.token_version,
                     )
                 )
         except IntegrityError as exc:
@@ -54,11 +56,43 @@ class SqlUserRepository:
         row = (await self._conn.execute(select(users).where(users.c.email == email))).first()
         return _to_user(row) if row else None
 
-    async def save_role(self, user: User) -> None:
+    async def lock_admins(self) -> int:
+        """How many admins there are, with their rows locked until the transaction ends.
+
+        Two admins demoting each other at once are then serialized on PostgreSQL, so the
+        second sees the first's change (no zero-admin race). SQLite has one writer at a time;
+        its guard is the conditional UPDATE in save_role.
+        """
+        query = select(users.c.id).where(users.c.role == Role.ADMIN.value).with_for_update()
+        return len((await self._conn.execute(query)).all())
+
+    async def save_role(self, user: User) -> bool:
+        """Store the new role and token version; False (nothing written) if it would leave no admin."""
+        other_admins = (
+            select(func.count())
+            .select_from(users)
+            .where(users.c.role == Role.ADMIN.value, users.c.id != user.id)
+            .scalar_subquery()
+        )
+        statement = (
+            update(users)
+            .where(users.c.id == user.id)
+            .values(role=user.role.value, updated_at=user.updated_at, token_version=user.token_version)
+        )
+        if user.role is not Role.ADMIN:
+            statement = statement.where(or_(users.c.role != Role.ADMIN.value, other_admins > 0))
+        result = await self._conn.execute(statement)
+        return bool(result.rowcount)
+
+    async def save_password(self, user: User) -> None:
         await self._conn.execute(
             update(users)
             .where(users.c.id == user.id)
-            .values(role=user.role.value, updated_at=user.updated_at)
+            .values(
+                password_hash=user.password_hash,
+                updated_at=user.updated_at,
+                token_version=user.token_version,
+            )
         )
 
     async def any_admin(self) -> bool:

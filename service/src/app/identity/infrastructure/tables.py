@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, Column, String, Table, Uuid
+from sqlalchemy import CheckConstraint, Column, Integer, String, Table, Uuid
 
 from app.core.database import UTCDateTime, metadata
 from app.core.principal import Role
@@ -18,5 +18,6 @@ users = Table(
     Column("role", String(20), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("token_version", Integer, nullable=False, server_default="0"),
     CheckConstraint(f"role IN ({_ROLES})", name="role_valid"),
 )

@@ -1,4 +1,8 @@
-"""JWT access tokens (PyJWT): algorithm pinned, exp/iat/sub/iss/aud required and checked."""
+"""JWT access tokens (PyJWT): algorithm pinned, exp/iat/sub/iss/aud/jti/ver required and checked.
+
+Beyond PyJWT's checks: `exp` and `iat` must be integers, `exp` at most the configured
+lifetime after `iat` (a validly signed far-future token is refused), `aud` one string.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,11 @@ import jwt
 from app.core.clock import utcnow
 from app.core.errors import AuthenticationError
 from app.core.principal import Principal, Role
-from app.identity.application.ports import IssuedToken
+from app.identity.application.ports import IssuedToken, VerifiedToken
 
-_REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud", "role"]
+_REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud", "role", "jti", "ver"]
+# HMAC only: the key is a shared secret (Settings refuses any other algorithm).
+ALLOWED_ALGORITHMS = ("HS256", "HS384", "HS512")
 
 
 class JwtTokenService:
@@ -31,6 +37,8 @@ class JwtTokenService:
         cache_size: int = 4096,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if algorithm not in ALLOWED_ALGORITHMS:
+            raise ValueError(f"JWT algorithm {algorithm!r} is not one of {', '.join(ALLOWED_ALGORITHMS)}")
         self._secret = secret
         self._issuer = issuer
         self._audience = audience
@@ -43,17 +51,19 @@ class JwtTokenService:
         # Only tokens that passed verification get in (garbage cannot evict real entries);
         # least recently used out first. Saves PyJWT's ~50 us per request (two per request:
         # the rate-limit key and the route's authentication).
-        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._verified: OrderedDict[str, VerifiedToken] = OrderedDict()
         self._cache_size = cache_size
         self._clock = clock
 
-    def issue(self, principal: Principal) -> IssuedToken:
-        now = utcnow()
+    def issue(self, principal: Principal, version: int) -> IssuedToken:
+        now = utcnow().replace(microsecond=0)
         claims = {
             "sub": str(principal.user_id),
-            # The role rides in the token so authorization needs no query per request;
-            # a role change applies from the next login (tokens live ACCESS_TOKEN_TTL_SECONDS).
+            # The role rides in the token so a member's request needs no query; a role change
+            # bumps the user's token version, which revokes the token (and privileged roles
+            # are re-read from the database on every request: IdentityService.principal_for).
             "role": principal.role.value,
+            "ver": version,
             "iss": self._issuer,
             "aud": self._audience,
             "iat": now,
@@ -62,21 +72,20 @@ class JwtTokenService:
         }
         return IssuedToken(jwt.encode(claims, self._secret, algorithm=self._algorithm), self._ttl)
 
-    def verify(self, token: str) -> Principal:
+    def verify(self, token: str) -> VerifiedToken:
         cached = self._verified.get(token)
         if cached is not None:
-            principal, valid_until = cached
-            if self._clock() < valid_until:
+            if self._clock() < cached.expires_at + self._leeway:
                 self._verified.move_to_end(token)
-                return principal
+                return cached
             del self._verified[token]  # expired: PyJWT below gives the error
-        principal, expires_at = self._decode(token)
-        self._verified[token] = (principal, expires_at + self._leeway)
+        verified = self._decode(token)
+        self._verified[token] = verified
         if len(self._verified) > self._cache_size:
             self._verified.popitem(last=False)
-        return principal
+        return verified
 
-    def _decode(self, token: str) -> tuple[Principal, float]:
+    def _decode(self, token: str) -> VerifiedToken:
         try:
             claims = jwt.decode(
                 token,
@@ -87,7 +96,14 @@ class JwtTokenService:
                 leeway=self._leeway,
                 options={"require": _REQUIRED_CLAIMS},
             )
+            expires_at, issued_at, version = claims["exp"], claims["iat"], claims["ver"]
+            if not all(type(value) is int for value in (expires_at, issued_at, version)):
+                raise ValueError("exp, iat and ver must be integers")
+            if expires_at - issued_at > self._ttl + self._leeway:
+                raise ValueError("lifetime longer than the configured token lifetime")
+            if not isinstance(claims["aud"], str) or not isinstance(claims["jti"], str):
+                raise ValueError("aud and jti must be strings")
             principal = Principal(user_id=uuid.UUID(claims["sub"]), role=Role(claims["role"]))
-            return principal, float(claims["exp"])
-        except (jwt.PyJWTError, ValueError, KeyError) as exc:
+            return VerifiedToken(principal, claims["jti"], float(expires_at), version)
+        except (jwt.PyJWTError, ValueError, KeyError, TypeError) as exc:
             raise AuthenticationError("Invalid or expired token") from exc

@@ -14,6 +14,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from app.composition import Container, container_of
 from app.core.errors import AuthenticationError, PermissionDeniedError
 from app.core.principal import Principal, Role
+from app.identity.application.ports import VerifiedToken
 from app.observability.context import set_user_id
 
 _BEARER_DESCRIPTION = "JWT from POST /api/v1/auth/login"
@@ -30,6 +31,18 @@ def presented_principal(request: Request) -> Principal | None:
     """The caller if a valid token is presented, else None: for rate-limit keys, never for access.
 
     Verified tokens are cached, so the route's own role gate costs a dictionary lookup after it."""
+    container = container_of(request)
+    token = _presented_token(request, container)
+    if not token:
+        return None
+    try:
+        return container.tokens.verify(token).principal
+    except AuthenticationError:
+        return None
+
+
+def presented_token(request: Request) -> VerifiedToken | None:
+    """The presented token if it verifies (revoked or not), else None: for logout."""
     container = container_of(request)
     token = _presented_token(request, container)
     if not token:
@@ -57,8 +70,10 @@ class RoleGate(HTTPBearer):
         token = _presented_token(request, container)
         if not token:
             raise AuthenticationError("Not authenticated")
-        principal = container.tokens.verify(token)
-        set_user_id(str(principal.user_id))
+        verified = container.tokens.verify(token)
+        set_user_id(str(verified.principal.user_id))
+        # Revocation, and for privileged tokens the current role from the database.
+        principal = await container.identity.principal_for(verified)
         if principal.role not in self.allowed:
             raise PermissionDeniedError("Your role does not allow this action")
         return principal

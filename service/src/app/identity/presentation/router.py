@@ -6,11 +6,13 @@ from fastapi import APIRouter, Depends, Request, Response, status
 
 from app.composition import IdentityServiceDep, SettingsDep
 from app.core.http import error_responses
+from app.core.settings import Settings
 from app.edge.ratelimit import RateLimiterDep, RouteClass, client_ip_key, email_key, limit_per_client_ip
-from app.identity.application.services import RegisterUser
-from app.identity.presentation.dependencies import AdminOnly, AnyUser
+from app.identity.application.services import ChangePassword, RegisterUser
+from app.identity.presentation.dependencies import AdminOnly, AnyUser, presented_token
 from app.identity.presentation.schemas import (
     LoginRequest,
+    PasswordChangeRequest,
     RegisterRequest,
     RoleUpdateRequest,
     TokenResponse,
@@ -22,19 +24,26 @@ users_router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
 
 async def limit_login_attempts(body: LoginRequest, request: Request, limiter: RateLimiterDep) -> None:
-    """Strict limit per client IP + email: one account cannot be guessed at from one address."""
+    """Strict limit per client IP + email: one account cannot be guessed at from one address;
+    a looser one per account from all addresses together."""
     await limiter.check(RouteClass.LOGIN, client_ip_key(request), email_key(body.email))
+    await limiter.check(RouteClass.LOGIN_ACCOUNT, email_key(body.email))
 
 
 @auth_router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserResponse,
-    responses=error_responses(409, 413, 422, 429),
+    responses=error_responses(409, 422, 429),
     dependencies=[Depends(limit_per_client_ip(RouteClass.REGISTER))],
 )
 async def register(body: RegisterRequest, identity: IdentityServiceDep) -> UserResponse:
-    """Create a member account. Password: at least 12 characters, not the email."""
+    """Create a member account.
+
+    Password (NIST SP 800-63B): 12 to 128 characters after NFKC normalisation, not only
+    whitespace, not a common or breached password (also not one padded with digits or
+    repeated), at least 5 different characters, not the email, the name or the service's name.
+    """
     user = await identity.register(RegisterUser(email=body.email, password=body.password, name=body.name))
     return UserResponse.model_validate(user)
 
@@ -62,14 +71,22 @@ async def login(
     return TokenResponse(access_token=token.token, expires_in=token.expires_in)
 
 
-@auth_router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(429))
-async def logout(settings: SettingsDep) -> Response:
-    """Clear the session cookie (bearer tokens simply expire)."""
+def _cleared_cookie_response(settings: Settings) -> Response:
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     response.delete_cookie(
         settings.cookie_name, path="/", httponly=True, secure=settings.cookie_secure, samesite="lax"
     )
     return response
+
+
+@auth_router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(429))
+async def logout(request: Request, settings: SettingsDep, identity: IdentityServiceDep) -> Response:
+    """End the session: the presented token (bearer or cookie) is revoked server-side, and the
+    cookie cleared. Without a valid token there is nothing to revoke; the answer is the same."""
+    token = presented_token(request)
+    if token is not None:
+        await identity.logout(token)
+    return _cleared_cookie_response(settings)
 
 
 @users_router.get("/me", response_model=UserResponse, responses=error_responses(401, 404, 429))
@@ -78,11 +95,35 @@ async def me(principal: AnyUser, identity: IdentityServiceDep) -> UserResponse:
     return UserResponse.model_validate(await identity.get_user(principal.user_id))
 
 
+async def limit_password_attempts(request: Request, principal: AnyUser, limiter: RateLimiterDep) -> None:
+    """The login limit, per client IP + account: a stolen token cannot guess the password fast."""
+    await limiter.check(RouteClass.LOGIN, client_ip_key(request), f"user:{principal.user_id}")
+
+
+@users_router.post(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 422, 429),
+    dependencies=[Depends(limit_password_attempts)],
+)
+async def change_password(
+    body: PasswordChangeRequest, principal: AnyUser, identity: IdentityServiceDep, settings: SettingsDep
+) -> Response:
+    """Change the caller's password. Every session of the user ends (this one too): log in again."""
+    await identity.change_password(
+        principal, ChangePassword(current_password=body.current_password, new_password=body.new_password)
+    )
+    return _cleared_cookie_response(settings)
+
+
 @users_router.patch(
-    "/{user_id}/role", response_model=UserResponse, responses=error_responses(401, 403, 404, 422, 429)
+    "/{user_id}/role", response_model=UserResponse, responses=error_responses(401, 403, 404, 409, 422, 429)
 )
 async def change_role(
     user_id: uuid.UUID, body: RoleUpdateRequest, admin: AdminOnly, identity: IdentityServiceDep
 ) -> UserResponse:
-    """Change a user's role (admin only). Takes effect at the user's next login."""
+    """Change a user's role (admin only, decided on the caller's current role).
+
+    The user's sessions end at once (log in again for the new role). 409 when it would
+    leave no admin."""
     return UserResponse.model_validate(await identity.change_role(admin, user_id, body.role))

@@ -2,24 +2,33 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import EmailStr, Field
 
 from app.core.principal import Role
 from app.core.schemas import ApiModel, ResponseModel
-from app.identity.domain.models import MAX_PASSWORD_LENGTH
+from app.core.text import SafeText
+from app.identity.domain.passwords import MAX_PASSWORD_LENGTH
+
+# Passwords keep their edge spaces (they are part of the secret); the policy applies on register.
+Password = Annotated[str, SafeText(min_length=1, max_length=MAX_PASSWORD_LENGTH, strip=False)]
 
 
 class RegisterRequest(ApiModel):
-    email: EmailStr
-    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
-    name: str = Field(min_length=1, max_length=100)
+    email: Annotated[EmailStr, SafeText(max_length=320)]
+    password: Password
+    name: Annotated[str, SafeText(min_length=1, max_length=100)]
 
 
 class LoginRequest(ApiModel):
-    email: str = Field(min_length=1, max_length=320)
-    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+    email: Annotated[str, SafeText(min_length=1, max_length=320)]
+    password: Password
+
+
+class PasswordChangeRequest(ApiModel):
+    current_password: Password
+    new_password: Password
 
 
 class RoleUpdateRequest(ApiModel):

@@ -5,9 +5,11 @@ import uuid
 from typing import Any
 
 from sqlalchemy import Select, bindparam, delete, insert, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.database import fetch_rows
+from app.core.errors import AuthenticationError
 from app.core.pagination import Cursor, Page, PageRequest
 from app.projects.domain.models import Project, ProjectStatus, ProjectType
 from app.projects.infrastructure.tables import projects
@@ -82,7 +84,13 @@ class SqlProjectRepository:
         self._conn = connection
 
     async def add(self, project: Project) -> None:
-        await self._conn.execute(insert(projects).values(id=project.id, **_values(project)))
+        try:
+            await self._conn.execute(insert(projects).values(id=project.id, **_values(project)))
+        except IntegrityError as exc:
+            # The only constraint a new project can break is its owner's foreign key: a validly
+            # signed token of a user that no longer exists. Not a server error. (The unit of
+            # work rolls the transaction back on the way out.)
+            raise AuthenticationError("The account this token belongs to no longer exists") from exc
 
     async def get(self, project_id: uuid.UUID) -> Project | None:
         rows = await fetch_rows(self._conn, _GET_STATEMENT, {"project_id": project_id})

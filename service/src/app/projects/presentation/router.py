@@ -48,7 +48,7 @@ def page_response(page: Page[Project]) -> Response:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ProjectRead,
-    responses=error_responses(401, 403, 413, 422, 429),
+    responses=error_responses(401, 422, 429),
 )
 async def create_project(
     body: ProjectCreate,
@@ -96,7 +96,7 @@ async def list_projects(
     projects: ProjectServiceDep,
     status_filter: Annotated[ProjectStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Annotated[str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]+$")] = None,
 ) -> Response:
     """Newest first, keyset-paginated. Members see their own projects; managers and admins all."""
     page = await projects.list(
@@ -113,7 +113,7 @@ async def get_project(project_id: uuid.UUID, actor: AnyUser, projects: ProjectSe
     return ProjectRead.model_validate(await projects.get(actor, project_id))
 
 
-@router.patch("/{project_id}", response_model=ProjectRead, responses=error_responses(401, 404, 413, 422, 429))
+@router.patch("/{project_id}", response_model=ProjectRead, responses=error_responses(401, 404, 422, 429))
 async def update_project(
     project_id: uuid.UUID, body: ProjectUpdate, actor: AnyUser, projects: ProjectServiceDep
 ) -> ProjectRead:

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-
-from pydantic import Field
+from typing import Annotated
 
 from app.core.schemas import ApiModel, ResponseModel
+from app.core.text import SafeText
 from app.projects.domain.models import (
     DESCRIPTION_MAX_LENGTH,
     NAME_MAX_LENGTH,
@@ -14,16 +14,20 @@ from app.projects.domain.models import (
     ProjectType,
 )
 
+ProjectName = Annotated[str, SafeText(min_length=NAME_MIN_LENGTH, max_length=NAME_MAX_LENGTH)]
+# Free text: line breaks and tabs allowed, edge whitespace kept as written.
+ProjectDescription = Annotated[str, SafeText(max_length=DESCRIPTION_MAX_LENGTH, multiline=True, strip=False)]
+
 
 class ProjectCreate(ApiModel):
-    name: str = Field(min_length=NAME_MIN_LENGTH, max_length=NAME_MAX_LENGTH)
-    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX_LENGTH)
+    name: ProjectName
+    description: ProjectDescription | None = None
     type: ProjectType
 
 
 class ProjectUpdate(ApiModel):
-    name: str | None = Field(default=None, min_length=NAME_MIN_LENGTH, max_length=NAME_MAX_LENGTH)
-    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX_LENGTH)
+    name: ProjectName | None = None
+    description: ProjectDescription | None = None
     type: ProjectType | None = None
     status: ProjectStatus | None = None
 
