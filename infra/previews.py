@@ -176,7 +176,9 @@ def list_previews(cli: PulumiCli) -> list[Preview]:
     for number, entry in sorted(_preview_stacks(cli).items()):
         stack = str(entry["name"])
         last_update = entry.get("lastUpdate")
-        previews.append(_preview(stack, number, _outputs(cli, stack), str(last_update) if last_update else None))
+        previews.append(
+            _preview(stack, number, _outputs(cli, stack), str(last_update) if last_update else None)
+        )
     return previews
 
 

@@ -17,7 +17,7 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from infra.stack_names import ENVIRONMENT_STACKS, PREVIEW_STACK, PROJECT, image_problem
+from infra.stack_names import ENVIRONMENT_STACKS, PREVIEW_STACK, image_problem
 from kit import environments
 from kit.environments import Environment, EnvironmentsConfig, EnvironmentsError
 

@@ -145,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     def preview_action(name: str, help: str) -> argparse.ArgumentParser:
         sub = preview_commands.add_parser(name, help=help, description=help, parents=[common])
         sub.set_defaults(target="kit.cli.preview:run")
-        sub.add_argument("--cwd", help="the Pulumi project: Pulumi.yaml, k8s/, infra/policy (default: the repository root)")
+        sub.add_argument(
+            "--cwd", help="the Pulumi project: Pulumi.yaml, k8s/, infra/policy (default: the repository root)"
+        )
         return sub
 
     up = preview_action("up", "create or update the preview of a pull request; prints its URL")

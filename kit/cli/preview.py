@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from infra import previews
 
-    cli = previews.PulumiCli(Path(args.cwd).resolve() if args.cwd else previews.ROOT)
+    cli = previews.PulumiCli(Path(args.cwd).resolve()) if args.cwd else previews.PulumiCli()
     now = time.time()
     if args.action == "up":
         opened = previews.open_preview(cli, args.pr, args.image)
@@ -69,7 +69,9 @@ def _run(args: argparse.Namespace) -> int:
             output.emit_json(asdict(opened))
         else:
             output.line(f"preview {opened.stack}: {opened.url or '(the stack exports no serviceUrl)'}")
-            output.line(f"expires {_expiry(opened, time.time())}{_at(opened.expires_at)} (up again to extend)")
+            output.line(
+                f"expires {_expiry(opened, time.time())}{_at(opened.expires_at)} (up again to extend)"
+            )
         return OK
     if args.action == "down":
         stack = previews.require_preview(cli, args.pr)

@@ -74,7 +74,15 @@ def test_up_sets_the_programs_image_key_and_deploys_the_overlay_rendered_for_the
         ["stack", "ls", "--json"],
         ["stack", "init", "pr-12", "--copy-config-from", "pr"],
         ["config", "set", "--stack", "pr-12", "reference-platform:image", IMAGE],
-        ["up", "--stack", "pr-12", "--yes", "--skip-preview", "--policy-pack", str(project / "infra" / "policy")],
+        [
+            "up",
+            "--stack",
+            "pr-12",
+            "--yes",
+            "--skip-preview",
+            "--policy-pack",
+            str(project / "infra" / "policy"),
+        ],
         ["stack", "output", "--stack", "pr-12", "--json"],
     ]
     stack = pulumi.stacks["pr-12"]
@@ -92,7 +100,9 @@ def test_up_sets_the_programs_image_key_and_deploys_the_overlay_rendered_for_the
     assert again.code == 0, again.err
     assert "preview pr-12: https://pr-12.preview.example.com" in again.out
     expires_at = int(str(pulumi.stacks["pr-12"]["outputs"]["expiresAt"]))  # type: ignore[index]
-    assert f"at {datetime.fromtimestamp(expires_at, UTC):%Y-%m-%d %H:%M} UTC (up again to extend)" in again.out
+    assert (
+        f"at {datetime.fromtimestamp(expires_at, UTC):%Y-%m-%d %H:%M} UTC (up again to extend)" in again.out
+    )
     assert not any(c[:2] == ["stack", "init"] for c in pulumi.calls[5:])
     assert pulumi.stacks["pr-12"]["outputs"]["createdAt"] == report["created_at"]  # type: ignore[index]
 
@@ -101,7 +111,14 @@ def test_up_refuses_an_image_not_built_by_digest_before_pulumi_runs(
     kit: Callable[..., Result], pulumi: PulumiStandIn, project: Path
 ) -> None:
     result = kit(
-        "preview", "up", "--pr", "5", "--image", "ghcr.io/example/reference-service:latest", "--cwd", str(project)
+        "preview",
+        "up",
+        "--pr",
+        "5",
+        "--image",
+        "ghcr.io/example/reference-service:latest",
+        "--cwd",
+        str(project),
     )
     assert result.code == errors.USAGE
     assert result.err.startswith("error: --image: 'ghcr.io/example/reference-service:latest' is not")
@@ -117,7 +134,10 @@ def test_a_failed_up_is_one_line_and_the_overlay_is_restored(
     monkeypatch.setenv("PULUMI_STANDIN_FAIL", "up:pr-3")
     result = kit("preview", "up", "--pr", "3", "--image", IMAGE, "--cwd", str(project))
     assert result.code == errors.FAILED
-    assert result.err.strip().splitlines()[-1] == "error: pulumi up --stack failed (exit 255): see its output above"
+    assert (
+        result.err.strip().splitlines()[-1]
+        == "error: pulumi up --stack failed (exit 255): see its output above"
+    )
     assert "error: the cluster is unreachable" in result.err  # pulumi's own output, streamed
     assert overlay.read_text() == committed
 

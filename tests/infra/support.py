@@ -21,7 +21,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.stack_config import PROJECT
+from infra.stack_names import PROJECT
 from kit.paths import ROOT
 
 MAIN = ROOT / "infra" / "__main__.py"

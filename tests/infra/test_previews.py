@@ -29,7 +29,9 @@ def project(tmp_path: Path) -> Path:
     return folder
 
 
-def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stacks: dict[str, dict[str, object]]) -> PulumiStandIn:
+def standin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stacks: dict[str, dict[str, object]]
+) -> PulumiStandIn:
     fake = PulumiStandIn(tmp_path / "bin", {"pr": {"config": {}}, "dev": {"config": {}}, **stacks})
     monkeypatch.setenv("PATH", fake.path_env())
     return fake
@@ -42,7 +44,9 @@ def test_importing_the_driver_loads_no_pulumi_sdk() -> None:
         "loaded = sorted(m for m in sys.modules if m == 'pulumi' or m.startswith(('pulumi.', 'pulumi_')))\n"
         "print(loaded)"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]"
 
 
@@ -114,7 +118,9 @@ def test_sweep_closes_only_previews_past_their_expires_at_output(
     assert destroyed == ["pr-1", "pr-5"]
 
 
-def test_sweep_dry_run_destroys_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, project: Path) -> None:
+def test_sweep_dry_run_destroys_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, project: Path
+) -> None:
     fake = standin(tmp_path, monkeypatch, {"pr-1": {"config": {}, "outputs": {"expiresAt": 1}}})
     result = previews.sweep(previews.PulumiCli(project), 1_800_000_000, dry_run=True)
     assert (result.expired, result.destroyed) == (["pr-1"], [])
@@ -142,7 +148,11 @@ def test_make_preview_destroy_runs_kit_preview_down(tmp_path: Path, monkeypatch:
 
 def test_make_preview_needs_pr_and_image_and_calls_kit() -> None:
     result = subprocess.run(
-        ["make", "--no-print-directory", "preview", "PR=8"], cwd=ROOT, capture_output=True, text=True, check=False
+        ["make", "--no-print-directory", "preview", "PR=8"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode != 0
     assert "usage: make preview PR=<n> IMAGE=<ref>" in result.stdout + result.stderr
