@@ -4,7 +4,7 @@
     kit smoke --url https://api.example.com  the post-deploy journey (also the synthetic probe)
     kit rollback --env prod                  back to the previous release, waits for the rollout
     kit dead-letters list|replay|discard     the outbox's dead-lettered events
-    kit preview up|down|list|sweep           pull-request preview stacks (Pulumi)
+    kit preview up|down|list|sweep           pull-request preview stacks (infra/previews.py, Pulumi CLI)
     kit db-shell --env staging               psql in a debug pod that passes restricted PSS
 
 Every command takes --json (machine output) and --context/--kubeconfig (which cluster); the
