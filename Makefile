@@ -128,18 +128,18 @@ infra-check: venv ## Pulumi program under mocks (dev, staging, prod, pr-123), po
 	.venv/bin/pytest -p no:cacheprovider --no-cov tests/infra
 
 .PHONY: preview
-preview: venv ## deploy pull request PR=<n> with IMAGE=<ref> as stack pr-<n> on the dev cluster (Pulumi CLI)
+preview: venv ## deploy pull request PR=<n> with IMAGE=<ref> as stack pr-<n> on the dev cluster (kit preview up)
 	@[ -n "$(PR)" ] && [ -n "$(IMAGE)" ] || { echo "usage: make preview PR=<n> IMAGE=<ref>"; exit 2; }
-	$(PY) -m infra.previews up --pr $(PR) --image $(IMAGE)
+	.venv/bin/kit preview up --pr $(PR) --image $(IMAGE)
 
 .PHONY: preview-destroy
-preview-destroy: venv ## destroy the preview of pull request PR=<n> and remove its stack
+preview-destroy: venv ## destroy the preview of pull request PR=<n> and remove its stack (kit preview down)
 	@[ -n "$(PR)" ] || { echo "usage: make preview-destroy PR=<n>"; exit 2; }
-	$(PY) -m infra.previews destroy --pr $(PR)
+	.venv/bin/kit preview down --pr $(PR) --yes
 
 .PHONY: preview-sweep
-preview-sweep: venv ## destroy every preview past its expiry (stack output expiresAt)
-	$(PY) -m infra.previews sweep
+preview-sweep: venv ## destroy every preview past its expiry (kit preview sweep; stack output expiresAt)
+	.venv/bin/kit preview sweep
 
 # --- kit CLI and delivery pipeline -------------------------------------------
 .PHONY: kit-check

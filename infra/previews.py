@@ -1,180 +1,288 @@
-"""Pull-request previews with the Pulumi CLI: open, close, sweep the expired.
+"""Pull-request previews: stacks pr-<n> driven through the `pulumi` CLI (open, close, list, sweep).
 
-    python -m infra.previews up --pr 123 --image ghcr.io/example/reference-service@sha256:...
-    python -m infra.previews destroy --pr 123
-    python -m infra.previews sweep            # destroy every preview past its expiry
+The one implementation behind `kit preview up|down|list|sweep` (kit/cli/preview.py, a thin front
+end) and `make preview`, `make preview-destroy`, `make preview-sweep` (which call kit).
 
-`make preview PR=<n> IMAGE=<ref>` and `make preview-destroy PR=<n>` call the first two. A preview
-is stack pr-<n>, created from the template stack `pr` (Pulumi.pr.yaml); its expiry is the stack
-output `expiresAt` (unix seconds, also the label preview.kit/expires-at on its objects).
+- open:  stack pr-<n> (created from the template stack `pr`, Pulumi.pr.yaml, when new), the
+         program's `reference-platform:image` set to the pull request's build by digest, the
+         `preview` overlay rendered for the pull request (namespace, host, image) for the length
+         of `pulumi up --policy-pack infra/policy`, then the committed placeholder put back.
+- close: `pulumi destroy`, then `pulumi stack rm`.
+- list:  every pr-<n> stack with the outputs the program exports: `createdAt` (first deployment,
+         kept in its state) and `expiresAt` (last deployment + preview_ttl_hours from
+         config/environments.yaml; also the preview.kit/expires-at label on its objects).
+- sweep: close every preview whose `expiresAt` has passed.
+
+The CLI rather than the Automation API: the Automation API drives the same `pulumi` binary, so
+it would add the SDK to what kit needs without removing the need for the CLI. Nothing here
+imports the Pulumi SDK, so `kit` starts without it.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from infra.stack_config import PREVIEW_STACK, PROJECT, image_problem
+from infra.stack_names import PREVIEW_STACK, PROJECT, TEMPLATE_STACK, image_problem, preview_stack
 from kit import environments, k8s_overlays
-from kit.paths import K8S, ROOT
+from kit.paths import ROOT
 
-TEMPLATE_STACK = "pr"
-POLICY_PACK = ROOT / "infra" / "policy"
+INSTALL_HINT = "install it: curl -fsSL https://get.pulumi.com | sh (https://www.pulumi.com/docs/install/)"
+IMAGE_KEY = f"{PROJECT}:image"
 
 
 class PreviewError(Exception):
-    """A one-line, user-facing failure (printed without a traceback; exit status 1)."""
+    """A one-line, user-facing failure of a pulumi command (exit status 1 in kit)."""
+
+
+class PulumiMissing(PreviewError):
+    """No pulumi CLI, or no Pulumi project where one is expected (a set-up problem)."""
+
+
+class BadInput(PreviewError):
+    """The caller's input is refused before pulumi runs (a usage problem)."""
+
+
+class NoSuchPreview(PreviewError):
+    """The pull request has no preview stack."""
 
 
 def stack_name(pull_request: int) -> str:
-    if pull_request < 1:
-        raise PreviewError(f"pull request number must be positive, got {pull_request}")
-    return f"pr-{pull_request}"
+    try:
+        return preview_stack(pull_request)
+    except ValueError as error:
+        raise BadInput(str(error)) from None
+
+
+def _stderr_fd() -> int | None:
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # a replaced stderr (captured output)
+        return None
 
 
 class PulumiCli:
-    """The few `pulumi` commands the previews need, run from the project directory."""
+    """The pulumi binary, non-interactive, on the project folder (the one with Pulumi.yaml)."""
 
-    def __init__(self, cwd: Path = ROOT) -> None:
-        executable = shutil.which("pulumi")
-        if executable is None:
-            raise PreviewError(
-                "the pulumi CLI is not on PATH: install it (https://www.pulumi.com/docs/iac/download-install/)"
-            )
-        self.executable = executable
-        self.cwd = cwd
+    def __init__(self, project: Path = ROOT) -> None:
+        binary = shutil.which("pulumi")
+        if binary is None:
+            raise PulumiMissing(f"the pulumi CLI is not installed: {INSTALL_HINT}")
+        if not (project / "Pulumi.yaml").is_file():
+            raise PulumiMissing(f"no Pulumi.yaml in {project}: pass --cwd <folder of the Pulumi project>")
+        self.binary, self.project = binary, project
 
-    def run(self, *args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(  # noqa: S603 (a fixed executable and our own arguments)
-            [self.executable, *args, "--non-interactive"],
-            cwd=self.cwd,
-            text=True,
-            capture_output=capture,
-            check=False,
-        )
+    def run(self, *args: str, capture: bool = True, check: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = [self.binary, *args, "--non-interactive", "--cwd", str(self.project)]
+        # Long commands (up, destroy) stream pulumi's own progress to stderr, so stdout stays the
+        # caller's (a table, or a --json document).
+        stream = None if capture else _stderr_fd()
+        if stream is None:
+            result = subprocess.run(argv, text=True, check=False, capture_output=True)  # noqa: S603
+            if not capture:
+                sys.stderr.write(result.stdout + result.stderr)
+        else:
+            result = subprocess.run(argv, text=True, check=False, stdout=stream)  # noqa: S603
         if check and result.returncode != 0:
-            detail = (result.stderr or "").strip().splitlines()
-            reason = f": {detail[-1]}" if detail else ""
-            raise PreviewError(f"pulumi {' '.join(args)} failed (exit {result.returncode}){reason}")
+            detail = (result.stderr or result.stdout or "").strip().splitlines() if capture else []
+            raise PreviewError(
+                f"pulumi {' '.join(args[:2])} failed (exit {result.returncode}): "
+                f"{detail[-1] if detail else 'see its output above'}"
+            )
         return result
 
-    def json(self, *args: str) -> object:
-        output = self.run(*args, "--json", capture=True).stdout
+    def json(self, *args: str) -> Any:
+        out = self.run(*args, "--json").stdout
         try:
-            return json.loads(output or "null")
-        except json.JSONDecodeError:
-            raise PreviewError(f"pulumi {' '.join(args)} --json printed no JSON") from None
+            return json.loads(out or "null")
+        except ValueError:
+            raise PreviewError(f"pulumi {' '.join(args)} did not print JSON: {out.strip()[:120]}") from None
 
 
-def _checked_image(image: str) -> str:
+@dataclass
+class Preview:
+    stack: str
+    pull_request: int
+    url: str | None = None
+    # Unix seconds, from the stack outputs createdAt / expiresAt (None: never deployed).
+    created_at: int | None = None
+    expires_at: int | None = None
+    last_update: str | None = None
+    image: str | None = None
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+@dataclass
+class SweepResult:
+    expired: list[str] = field(default_factory=list)
+    destroyed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    # pr-<n> stacks without an expiresAt output (never deployed): left alone.
+    unknown: list[str] = field(default_factory=list)
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(value) if isinstance(value, (int, float, str)) else None
+    except ValueError:
+        return None
+
+
+def _outputs(cli: PulumiCli, stack: str) -> dict[str, Any]:
+    # A stack that was never deployed has no outputs (pulumi may print {} or fail).
+    result = cli.run("stack", "output", "--stack", stack, "--json", check=False)
+    try:
+        outputs = json.loads(result.stdout or "null") if result.returncode == 0 else None
+    except ValueError:
+        outputs = None
+    return outputs if isinstance(outputs, dict) else {}
+
+
+def _preview(stack: str, pull_request: int, outputs: dict[str, Any], last_update: str | None) -> Preview:
+    url = outputs.get("serviceUrl")
+    image = outputs.get("image")
+    return Preview(
+        stack=stack,
+        pull_request=pull_request,
+        url=str(url) if url else None,
+        created_at=_int_or_none(outputs.get("createdAt")),
+        expires_at=_int_or_none(outputs.get("expiresAt")),
+        last_update=last_update,
+        image=str(image) if image else None,
+    )
+
+
+def _preview_stacks(cli: PulumiCli) -> dict[int, dict[str, Any]]:
+    """pr-<n> stacks of the project by pull request number (not the template, not dev/...)."""
+    found = {}
+    listed = cli.json("stack", "ls")
+    for entry in listed if isinstance(listed, list) else []:
+        name = str(entry.get("name", "")) if isinstance(entry, dict) else ""
+        match = PREVIEW_STACK.match(name.rsplit("/", 1)[-1])  # "org/pr-3" on Pulumi Cloud
+        if match:
+            found[int(match["number"])] = entry
+    return found
+
+
+def list_previews(cli: PulumiCli) -> list[Preview]:
+    previews = []
+    for number, entry in sorted(_preview_stacks(cli).items()):
+        stack = str(entry["name"])
+        last_update = entry.get("lastUpdate")
+        previews.append(
+            _preview(stack, number, _outputs(cli, stack), str(last_update) if last_update else None)
+        )
+    return previews
+
+
+def checked_image(image: str) -> str:
+    """A preview runs a pull request's build by digest, from the configured repository."""
     problem = image_problem(image)
     if problem:
-        raise PreviewError(f"--image: {problem}")
-    # The preview overlay runs a pull request's build by digest, from the configured repository.
+        raise BadInput(f"--image: {problem}")
     try:
         k8s_overlays.parse_image(image, environments.load().image_repository)
     except k8s_overlays.OverlayError as error:
-        raise PreviewError(f"--image: {error}") from None
+        raise BadInput(f"--image: {error}") from None
+    except environments.EnvironmentsError as error:
+        raise PulumiMissing(f"config/environments.yaml: {'; '.join(error.problems)}") from None
     return image
 
 
-def open_preview(cli: PulumiCli, pull_request: int, image: str, k8s_dir: Path = K8S) -> str:
-    """Create or update stack pr-<n> with `image`; returns the preview's URL."""
-    stack = stack_name(pull_request)
-    image = _checked_image(image)
-    if cli.run("stack", "select", stack, check=False, capture=True).returncode != 0:
-        cli.run("stack", "init", stack, "--copy-config-from", TEMPLATE_STACK)
-    cli.run("config", "set", f"{PROJECT}:image", image, "--stack", stack)
-    # The preview overlay is rendered for this pull request (namespace, host), deployed, then the
-    # committed placeholder (pull request 0) is put back.
+def _render_overlay_for(pull_request: int, image: str, k8s_dir: Path) -> dict[Path, str | None]:
+    """Render overlays/preview for the pull request; returns what to put back afterwards."""
     overlay = k8s_dir / "overlays" / "preview"
-    committed = {path: path.read_text() for path in overlay.iterdir() if path.is_file()}
+    committed: dict[Path, str | None] = {p: p.read_text() for p in overlay.iterdir() if p.is_file()}
     try:
-        k8s_overlays.render_preview(pull_request, k8s_dir, image)
-        cli.run("up", "--yes", "--stack", stack, "--policy-pack", str(POLICY_PACK))
-    finally:
-        for path, text in committed.items():
+        written = k8s_overlays.render_preview(pull_request, k8s_dir, image)
+    except k8s_overlays.OverlayError as error:
+        _restore(committed, overlay)
+        raise BadInput(f"preview overlay: {error}") from None
+    for path in written:
+        committed.setdefault(path, None)  # a file the render added: removed again
+    return committed
+
+
+def _restore(committed: dict[Path, str | None], overlay: Path) -> None:
+    for path in [p for p in overlay.iterdir() if p.is_file() and p not in committed]:
+        path.unlink()
+    for path, text in committed.items():
+        if text is None:
+            path.unlink(missing_ok=True)
+        else:
             path.write_text(text)
-    url = cli.json("stack", "output", "serviceUrl", "--stack", stack)
-    return str(url)
 
 
-def close_preview(cli: PulumiCli, pull_request: int) -> None:
-    """Destroy everything of stack pr-<n>, then remove the stack itself."""
+def open_preview(cli: PulumiCli, pull_request: int, image: str) -> Preview:
+    """Create or update stack pr-<n> running `image`; returns the deployed preview."""
     stack = stack_name(pull_request)
-    cli.run("destroy", "--yes", "--stack", stack)
+    image = checked_image(image)
+    if pull_request not in _preview_stacks(cli):
+        cli.run("stack", "init", stack, "--copy-config-from", TEMPLATE_STACK)
+    cli.run("config", "set", "--stack", stack, IMAGE_KEY, image)
+    # The program deploys k8s/overlays/preview (kustomize.v2.Directory): it holds this pull
+    # request's namespace, host and image only while `up` runs; the committed placeholder
+    # (pull request 0) is put back whatever happens.
+    k8s_dir = cli.project / "k8s"
+    committed = _render_overlay_for(pull_request, image, k8s_dir)
+    try:
+        cli.run(
+            "up",
+            "--stack",
+            stack,
+            "--yes",
+            "--skip-preview",
+            "--policy-pack",
+            str(cli.project / "infra" / "policy"),
+            capture=False,
+        )
+    finally:
+        _restore(committed, k8s_dir / "overlays" / "preview")
+    return _preview(stack, pull_request, _outputs(cli, stack), None)
+
+
+def require_preview(cli: PulumiCli, pull_request: int) -> str:
+    """The name of pull request's preview stack; NoSuchPreview when there is none."""
+    stack = stack_name(pull_request)
+    entry = _preview_stacks(cli).get(pull_request)
+    if entry is None:
+        raise NoSuchPreview(f"no preview stack {stack}")
+    return str(entry["name"])
+
+
+def close_preview(cli: PulumiCli, pull_request: int) -> str:
+    """Destroy everything of stack pr-<n>, then remove the stack; returns its name."""
+    stack = require_preview(cli, pull_request)
+    _destroy(cli, stack)
+    return stack
+
+
+def _destroy(cli: PulumiCli, stack: str) -> None:
+    cli.run("destroy", "--stack", stack, "--yes", "--skip-preview", capture=False)
     cli.run("stack", "rm", stack, "--yes")
 
 
-def preview_stacks(cli: PulumiCli) -> list[int]:
-    listed = cli.json("stack", "ls")
-    numbers = []
-    for entry in listed if isinstance(listed, list) else []:
-        name = str(entry.get("name", "")) if isinstance(entry, dict) else ""
-        match = PREVIEW_STACK.match(name.rsplit("/", 1)[-1])
-        if match:
-            numbers.append(int(match["number"]))
-    return sorted(numbers)
-
-
-def sweep(cli: PulumiCli, now: float, dry_run: bool = False) -> list[int]:
-    """Destroy every preview whose `expiresAt` has passed; returns their pull request numbers."""
-    swept = []
-    for number in preview_stacks(cli):
-        stack = stack_name(number)
-        result = cli.run(
-            "stack", "output", "expiresAt", "--stack", stack, "--json", check=False, capture=True
-        )
-        try:
-            expires_at = int(json.loads(result.stdout)) if result.returncode == 0 else None
-        except (TypeError, ValueError):
-            expires_at = None
-        if expires_at is None:
-            print(f"{stack}: no expiresAt output (never deployed?): left alone")
-            continue
-        if expires_at > now:
-            print(f"{stack}: expires in {int(expires_at - now) // 60} min: kept")
-            continue
-        action = "would destroy" if dry_run else "destroying"
-        print(f"{stack}: expired {int(now - expires_at) // 60} min ago: {action}")
-        if not dry_run:
-            close_preview(cli, number)
-        swept.append(number)
-    return swept
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.previews", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="create or update the preview of a pull request")
-    up.add_argument("--pr", type=int, required=True, help="pull request number")
-    up.add_argument("--image", required=True, help="image to run: registry/repo:tag or @sha256:digest")
-    down = commands.add_parser("destroy", help="destroy a preview and remove its stack")
-    down.add_argument("--pr", type=int, required=True, help="pull request number")
-    sweeper = commands.add_parser("sweep", help="destroy every preview past its expiry")
-    sweeper.add_argument("--dry-run", action="store_true", help="list what would be destroyed")
-    options = parser.parse_args(argv)
-    try:
-        cli = PulumiCli()
-        if options.command == "up":
-            print(f"preview of pull request {options.pr}: {open_preview(cli, options.pr, options.image)}")
-        elif options.command == "destroy":
-            close_preview(cli, options.pr)
-            print(f"preview of pull request {options.pr} destroyed, stack {stack_name(options.pr)} removed")
-        else:
-            swept = sweep(cli, time.time(), options.dry_run)
-            print(f"{len(swept)} expired preview(s) {'found' if options.dry_run else 'destroyed'}")
-    except PreviewError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def sweep(cli: PulumiCli, now: float, dry_run: bool = False) -> SweepResult:
+    """Close every preview whose `expiresAt` has passed; a failed one does not stop the others."""
+    result = SweepResult()
+    for preview in list_previews(cli):
+        if preview.expires_at is None:
+            result.unknown.append(preview.stack)
+        elif preview.expired(now):
+            result.expired.append(preview.stack)
+            if dry_run:
+                continue
+            try:
+                _destroy(cli, preview.stack)
+                result.destroyed.append(preview.stack)
+            except PreviewError as error:
+                result.failed.append(preview.stack)
+                sys.stderr.write(f"error: {error}\n")
+    return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import pulumi
+import pulumi_random as random
 
 from infra.components.addons import Addons, AddonsArgs
 from infra.components.app import App, AppArgs, CacheEndpoint, DatabaseEndpoint
@@ -146,7 +147,26 @@ def build_environment(target: Target, catalogue: environments.EnvironmentsConfig
         pulumi.export("previewAdminSecretArn", secrets.preview_admin_arn)
 
 
-def build_preview(target: Target, catalogue: environments.EnvironmentsConfig, expires_at: str) -> None:
+def first_deployed_at(now: float) -> pulumi.Output[int]:
+    """Unix seconds of this stack's first deployment, kept in its state across later updates.
+
+    The keeper holds the time of the update that created the resource; `ignore_changes` keeps
+    that first value on every later `pulumi up` (which only moves `expiresAt`). `kit preview
+    list` shows the age from it.
+    """
+    marker = random.RandomString(
+        "first-deployment",
+        length=8,
+        special=False,
+        keepers={"deployedAt": str(int(now))},
+        opts=pulumi.ResourceOptions(ignore_changes=["keepers"]),
+    )
+    return marker.keepers.apply(lambda keepers: int((keepers or {}).get("deployedAt", int(now))))
+
+
+def build_preview(
+    target: Target, catalogue: environments.EnvironmentsConfig, expires_at: str, now: float
+) -> None:
     settings = target.settings
     # load_target refuses a preview without these.
     assert target.pull_request is not None
@@ -174,16 +194,19 @@ def build_preview(target: Target, catalogue: environments.EnvironmentsConfig, ex
     pulumi.export("database", preview.database)
     pulumi.export("serviceUrl", preview.url)
     pulumi.export("image", settings.image)
+    # Read by kit preview list/sweep (infra/previews.py): expiry and age of the preview.
     pulumi.export("expiresAt", int(expires_at))
+    pulumi.export("createdAt", first_deployed_at(now))
 
 
 def main(now: float | None = None) -> None:
     """Build this stack. Raises StackConfigError (one line per problem) before registering anything."""
     target = load_target()  # also validates config/environments.yaml
     catalogue = environments.load()
-    labels = preview_labels(target, time.time() if now is None else now)
+    now = time.time() if now is None else now
+    labels = preview_labels(target, now)
     pulumi.runtime.register_resource_transform(stack_transform(cost_tags(target), labels))
     if target.is_preview:
-        build_preview(target, catalogue, labels[PREVIEW_EXPIRES_LABEL])
+        build_preview(target, catalogue, labels[PREVIEW_EXPIRES_LABEL], now)
     else:
         build_environment(target, catalogue)

@@ -17,26 +17,13 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from infra.stack_names import ENVIRONMENT_STACKS, PREVIEW_STACK, image_problem
 from kit import environments
 from kit.environments import Environment, EnvironmentsConfig, EnvironmentsError
 
-PROJECT = "reference-platform"
-ENVIRONMENT_STACKS = ("dev", "staging", "prod")
-PREVIEW_STACK = re.compile(r"^pr-(?P<number>[1-9][0-9]{0,6})$")
 # Keys that must be set with `pulumi config set --secret` (never plain text in a stack file).
 SECRET_KEYS = frozenset({"webhookUrl", "webhookSigningSecret"})
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-# An image that names one build: a tag other than latest, or a digest.
-PINNED_IMAGE = re.compile(
-    r"^[a-z0-9.-]+(?::[0-9]+)?/[a-z0-9._/-]+(?::(?!latest$)[\w.-]+|@sha256:[0-9a-f]{64})$"
-)
-
-
-def image_problem(image: str) -> str | None:
-    """Why `image` does not name one build, or None when it does."""
-    if PINNED_IMAGE.match(image):
-        return None
-    return f"{image!r} is not registry/repository:tag (not latest) or registry/repository@sha256:<digest>"
 
 
 class StackConfigError(pulumi.RunError):

@@ -4,7 +4,7 @@
     kit smoke --url https://api.example.com  the post-deploy journey (also the synthetic probe)
     kit rollback --env prod                  back to the previous release, waits for the rollout
     kit dead-letters list|replay|discard     the outbox's dead-lettered events
-    kit preview up|down|list|sweep           pull-request preview stacks (Pulumi)
+    kit preview up|down|list|sweep           pull-request preview stacks (infra/previews.py, Pulumi CLI)
     kit db-shell --env staging               psql in a debug pod that passes restricted PSS
 
 Every command takes --json (machine output) and --context/--kubeconfig (which cluster); the
@@ -43,14 +43,6 @@ def _positive(value: str) -> float:
     if number <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value!r}")
     return number
-
-
-def _duration(value: str) -> int:
-    """'90m', '72h', '3d' or seconds -> seconds."""
-    match = re.fullmatch(r"(\d+)([smhd]?)", value.strip())
-    if not match or int(match.group(1)) == 0:
-        raise argparse.ArgumentTypeError(f"duration like 30m, 72h or 3d expected, got {value!r}")
-    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -155,13 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     def preview_action(name: str, help: str) -> argparse.ArgumentParser:
         sub = preview_commands.add_parser(name, help=help, description=help, parents=[common])
         sub.set_defaults(target="kit.cli.preview:run")
-        sub.add_argument("--cwd", help="folder with Pulumi.yaml (default: the repository root)")
+        sub.add_argument(
+            "--cwd", help="the Pulumi project: Pulumi.yaml, k8s/, infra/policy (default: the repository root)"
+        )
         return sub
 
     up = preview_action("up", "create or update the preview of a pull request; prints its URL")
     up.add_argument("--pr", type=_pr_number, required=True, help="pull request number")
-    up.add_argument("--image", help="image reference to run, e.g. ghcr.io/...@sha256:<digest>")
-    up.add_argument("--ttl", type=_duration, default=_duration("72h"), help="expiry from now (default 72h)")
+    up.add_argument(
+        "--image", required=True, help="the pull request's build by digest: <repository>@sha256:<digest>"
+    )
     down = preview_action("down", "destroy a pull request's preview and remove its stack")
     down.add_argument("--pr", type=_pr_number, required=True, help="pull request number")
     down.add_argument("--yes", action="store_true", help="do not ask for confirmation")

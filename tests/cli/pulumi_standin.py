@@ -1,8 +1,12 @@
 """A stand-in `pulumi` executable: records every call and keeps stacks in a JSON state file.
 
 Written next to a state file into a folder the test puts first on PATH. It answers the
-subcommands `kit preview` uses, in the shapes the real CLI prints (`stack ls --json`,
-`config --json`, `stack output --json`); $PULUMI_STANDIN_FAIL names a stack whose destroy fails.
+subcommands infra/previews.py uses, in the shapes the real CLI prints (`stack ls --json`,
+`stack output --json`), and `up` behaves like the real program on a preview stack: it needs
+`reference-platform:image`, records the namespace of k8s/overlays/preview under --cwd as it is
+at that moment (what kustomize.v2.Directory would deploy), and sets the outputs infra/program.py
+exports (serviceUrl, image, expiresAt = now + 72 h, createdAt kept from the first deployment).
+$PULUMI_STANDIN_FAIL="<command>:<stack>" makes that command fail on that stack (exit 255).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import sys
 from pathlib import Path
 
 SCRIPT = """#!{python}
-import json, os, sys
+import json, os, sys, time
 from pathlib import Path
 
 here = Path(__file__).parent
@@ -30,12 +34,18 @@ def option(name):
 def save():
     state_file.write_text(json.dumps(state))
 
-valued = {{"--stack", "--cwd", "--copy-config-from"}}
+valued = {{"--stack", "--cwd", "--copy-config-from", "--policy-pack"}}
 words = [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] not in valued)]
-stack = option("--stack")
+stack = (option("--stack") or "").split("/")[-1]  # org/pr-3 or pr-3
+fail = os.environ.get("PULUMI_STANDIN_FAIL", "")
+if fail and fail == words[0] + ":" + stack:
+    print("error: the cluster is unreachable", file=sys.stderr)
+    sys.exit(255)
 if words[:2] == ["stack", "ls"]:
-    listing = [{{"name": n, "current": False, "lastUpdate": s.get("lastUpdate"), "updateInProgress": False,
-                "resourceCount": s.get("resources", 0)}} for n, s in state["stacks"].items()]
+    org = state.get("org")
+    listing = [{{"name": (org + "/" + n) if org else n, "current": False, "lastUpdate": s.get("lastUpdate"),
+                "updateInProgress": False, "resourceCount": s.get("resources", 0)}}
+               for n, s in state["stacks"].items()]
     print(json.dumps(listing))
 elif words[:2] == ["stack", "init"]:
     name = words[2]
@@ -48,26 +58,29 @@ elif words[:2] == ["stack", "init"]:
 elif words[:2] == ["config", "set"]:
     state["stacks"][stack]["config"][words[2]] = words[3]
     save()
-elif words[:1] == ["config"]:
-    config = state["stacks"][stack]["config"]
-    print(json.dumps({{k: {{"value": v, "secret": False}} for k, v in config.items()}}))
 elif words[:1] == ["up"]:
+    entry = state["stacks"][stack]
+    image = entry["config"].get("reference-platform:image")
+    if not image:
+        sys.exit("error: invalid stack configuration: reference-platform:image: previews deploy ...")
+    kustomization = Path(option("--cwd")) / "k8s" / "overlays" / "preview" / "kustomization.yaml"
+    namespace = kustomization.read_text().split("namespace: ")[1].split()[0]
     number = stack.split("-")[1]
+    now = int(time.time())
+    created = entry["outputs"].get("createdAt", now)
     print("Updating (" + stack + ")")
-    state["stacks"][stack].update(lastUpdate="2026-12-02T06:00:00Z", resources=23,
-                                 outputs={{"serviceUrl": "https://pr-" + number + ".preview.example.com"}})
+    entry.update(lastUpdate="2026-12-02T06:00:00Z", resources=23, deployedNamespace=namespace,
+                 outputs={{"serviceUrl": "https://pr-" + number + ".preview.example.com", "image": image,
+                          "createdAt": created, "expiresAt": now + 72 * 3600}})
     save()
 elif words[:2] == ["stack", "output"]:
     print(json.dumps(state["stacks"][stack]["outputs"]))
 elif words[:1] == ["destroy"]:
-    if stack == os.environ.get("PULUMI_STANDIN_FAIL"):
-        print("error: the cluster is unreachable", file=sys.stderr)
-        sys.exit(255)
     print("Destroying (" + stack + ")")
-    state["stacks"][stack]["resources"] = 0
+    state["stacks"][stack].update(resources=0, outputs={{}})
     save()
 elif words[:2] == ["stack", "rm"]:
-    del state["stacks"][words[2]]
+    del state["stacks"][words[2].split("/")[-1]]
     save()
 else:
     sys.exit("stand-in pulumi: unexpected call " + " ".join(argv))
@@ -75,13 +88,15 @@ else:
 
 
 class PulumiStandIn:
-    def __init__(self, folder: Path, stacks: dict[str, dict[str, object]] | None = None) -> None:
+    def __init__(
+        self, folder: Path, stacks: dict[str, dict[str, object]] | None = None, org: str | None = None
+    ) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         binary = folder / "pulumi"
         binary.write_text(SCRIPT.format(python=sys.executable))
         binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
-        (folder / "state.json").write_text(json.dumps({"stacks": stacks or {}}))
+        (folder / "state.json").write_text(json.dumps({"stacks": stacks or {}, "org": org}))
         (folder / "calls.jsonl").write_text("")
 
     @property

@@ -20,7 +20,6 @@ from kit.cli import known_command, parse_error
         "kit dead-letters replay --all --database-url sqlite+aiosqlite:///app.db",
         "kit dead-letters discard --env prod --event-id <uuid> --reason <ticket>",
         "kit preview up --pr <n> --image ${IMAGE}",
-        "kit preview up --pr 12 --ttl 3d",
         "kit preview down --pr $PR --yes",
         "kit preview list",
         "kit preview sweep --dry-run",
@@ -46,7 +45,7 @@ def test_documented_commands_parse(line: str) -> None:
         "kit preview up",  # --pr is required
         "kit preview up --pr abc",
         "kit preview up --pr 0",
-        "kit preview up --pr 1 --ttl soon",
+        "kit preview up --pr 1",  # --image is required
         "kit smoke",  # --url or --env
         "kit smoke --url https://a --env prod",  # not both
         "kit db-shell --env",

@@ -3,7 +3,7 @@
 No Pulumi CLI or provider plugin is involved: `pulumi.runtime.set_mocks` stands in for the engine.
 What the engine would do and the mock monitor does not is done here, faithfully: the resource and
 stack transforms run on every registration (the recorded inputs are what a provider would get),
-and `protect` is read from the registration request.
+and `protect` and `ignore_changes` are read from the registration request.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.stack_config import PROJECT
+from infra.stack_names import PROJECT
 from kit.paths import ROOT
 
 MAIN = ROOT / "infra" / "__main__.py"
@@ -64,6 +64,7 @@ class Recorded:
     inputs: dict[str, Any]
     custom: bool
     protect: bool = False
+    ignore_changes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -140,6 +141,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.stack_transforms: list[Any] = []
         self.resources: list[Recorded] = []
         self.protected: set[tuple[str, str]] = set()
+        self.ignore_changes: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def register_transform(self, transform: Any) -> None:
         self.stack_transforms.append(transform)
@@ -161,7 +163,14 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 props = dict(result.props)
         props = _unwrap_secrets(props)
         self.resources.append(
-            Recorded(args.typ, args.name, props, bool(args.custom), (args.typ, args.name) in self.protected)
+            Recorded(
+                args.typ,
+                args.name,
+                props,
+                bool(args.custom),
+                (args.typ, args.name) in self.protected,
+                self.ignore_changes.get((args.typ, args.name), ()),
+            )
         )
         return f"{args.name}-id", {**props, **_outputs_for(args.typ, args.name, props)}
 
@@ -179,13 +188,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
-    """The SDK's mock monitor, also noting which registrations ask for protect=True."""
+    """The SDK's mock monitor, also noting protect=True and ignore_changes of each registration."""
 
     mocks: RecordingMocks
 
     def RegisterResource(self, request: Any) -> Any:
         if request.protect:
             self.mocks.protected.add((request.type, request.name))
+        if request.ignoreChanges:
+            self.mocks.ignore_changes[(request.type, request.name)] = tuple(request.ignoreChanges)
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
 

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.stack_config import PROJECT, SECRET_KEYS, StackSettings
+from infra.stack_config import SECRET_KEYS, StackSettings
+from infra.stack_names import PROJECT
 from kit.paths import CONFIG, ROOT
 
 STACK_FILES = sorted(ROOT.glob("Pulumi.*.yaml"))

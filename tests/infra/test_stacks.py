@@ -337,6 +337,11 @@ def test_preview_deploys_the_overlay_in_its_namespace_with_the_pr_image(runs: di
     assert ttl is not None
     assert int(run.started) + ttl * 3600 <= outputs["expiresAt"] <= run.finished + ttl * 3600
     assert secret["metadata"]["labels"]["preview.kit/expires-at"] == str(outputs["expiresAt"])
+    # The first deployment's time, kept in state (ignore_changes) for `kit preview list`'s age.
+    assert int(run.started) <= outputs["createdAt"] <= run.finished
+    marker = run.one("random:index/randomString:RandomString")
+    assert marker.inputs["keepers"] == {"deployedAt": str(outputs["createdAt"])}
+    assert marker.ignore_changes == ("keepers",)  # later updates keep the first value
 
 
 def test_preview_budget_counts_the_pull_requests_tag(runs: dict[str, Run]) -> None:
