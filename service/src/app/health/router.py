@@ -1,4 +1,5 @@
-"""Liveness and readiness. Readiness names each dependency and turns 503 while draining."""
+"""Liveness and readiness. Readiness names each check (composition.readiness_checks) and turns 503
+while draining."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import text
 
 from app.composition import Container
 
@@ -16,17 +16,12 @@ router = APIRouter(tags=["health"])
 log = logging.getLogger("app.health")
 
 
-async def _check_db(container: Container) -> None:
-    async with container.engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
-
-
 async def readiness(request: Request) -> tuple[int, dict[str, Any]]:
     container: Container = request.app.state.container
     if getattr(request.app.state, "draining", False):
         return 503, {"status": "draining", "checks": {}}
     checks: dict[str, str] = {}
-    probes = {"db": _check_db(container), **{name: probe() for name, probe in container.extra_checks.items()}}
+    probes = {name: probe() for name, probe in container.readiness_checks.items()}
     timeout = container.settings.readiness_check_timeout_seconds
     results = await asyncio.gather(
         *(asyncio.wait_for(probe, timeout) for probe in probes.values()), return_exceptions=True
