@@ -189,7 +189,9 @@ class RuleBuilder:
         return [w for w in self.windows if w >= self.spec.rollups.from_seconds]
 
     def _ratio_rules(self, nominal: str) -> list[dict[str, Any]]:
-        requests, errors, fast = (name.format(window=nominal) for name in (SLI_REQUESTS, SLI_ERRORS, SLI_FAST))
+        requests, errors, fast = (
+            name.format(window=nominal) for name in (SLI_REQUESTS, SLI_ERRORS, SLI_FAST)
+        )
         scoped = {name: self.q.recorded(name) for name in (requests, errors, fast)}
         return [
             {
@@ -287,7 +289,10 @@ class RuleBuilder:
             rules.append(
                 {
                     "record": BUDGET_REMAINING,
-                    "expr": f"1 - {self.q.recorded(SLI_ERROR_RATIO.format(window=period), slo=slo)} / {number(budget)}",
+                    "expr": (
+                        f"1 - {self.q.recorded(SLI_ERROR_RATIO.format(window=period), slo=slo)} "
+                        f"/ {number(budget)}"
+                    ),
                     "labels": {"slo": slo},
                 }
             )

@@ -514,9 +514,10 @@ def slo_board(spec: SloSpec, environment: str) -> Board:
             f"slo-{slo}-burn-rate",
             graph(
                 "Burn rate per window",
-                "Error ratio divided by the namespace's error budget (1 = spending exactly the budget over "
-                f"the period). Dashed lines: the alert burn rates {', '.join(number(r) for r in burn_rates)}; "
-                "a page needs both windows of a pair above its line.",
+                "Error ratio divided by the namespace's error budget (1 = spending exactly the budget "
+                "over the period). Dashed lines: the alert burn rates "
+                f"{', '.join(number(r) for r in burn_rates)}; a page needs both windows of a pair above "
+                "its line.",
                 "x",
                 [
                     (
@@ -608,7 +609,10 @@ def saturation_board(spec: SloSpec, environment: str) -> Board:
                     f"max by (deployment) (kube_deployment_status_replicas_available{{{deployments}}})",
                     "ready {{deployment}}",
                 ),
-                (f"max by (deployment) (kube_deployment_spec_replicas{{{deployments}}})", "desired {{deployment}}"),
+                (
+                    f"max by (deployment) (kube_deployment_spec_replicas{{{deployments}}})",
+                    "desired {{deployment}}",
+                ),
             ],
             width=8,
         ),
@@ -667,7 +671,8 @@ def saturation_board(spec: SloSpec, environment: str) -> Board:
             "percentunit",
             [
                 (
-                    f"sum by (pod) (rate(container_cpu_cfs_throttled_periods_total{{{cadvisor}}}[{RATE}]))\n/\n"
+                    "sum by (pod) (rate(container_cpu_cfs_throttled_periods_total"
+                    f"{{{cadvisor}}}[{RATE}]))\n/\n"
                     f"sum by (pod) (rate(container_cpu_cfs_periods_total{{{cadvisor}}}[{RATE}]))",
                     "{{pod}}",
                 )

@@ -40,7 +40,9 @@ def render_all(spec: slo.SloSpec, environment: str | None = None, out: Path | No
         outputs = {out / "rules.yaml": alerts_gen.render_rules_yaml(spec, alerts_gen.RenderOptions(chosen))}
     else:
         outputs = {
-            alerts_gen.rules_file(spec, env): alerts_gen.render_rules_yaml(spec, alerts_gen.RenderOptions(env))
+            alerts_gen.rules_file(spec, env): alerts_gen.render_rules_yaml(
+                spec, alerts_gen.RenderOptions(env)
+            )
             for env in alerts_gen.deployed_environments()
         }
         outputs[TARGETS_FILE] = render_json(slo.load_targets_document(spec))

@@ -149,11 +149,15 @@ class Queries:
 
     def class_slow_ratio(self, endpoint_class: EndpointClass, window: str) -> str:
         """Share of the class's non-5xx requests slower than its threshold (0 with traffic, none slow)."""
-        ok = self.union_rate("http_requests_total", self.class_selectors(endpoint_class, 'status!~"5.."'), window)
+        ok = self.union_rate(
+            "http_requests_total", self.class_selectors(endpoint_class, 'status!~"5.."'), window
+        )
         fast = self.union_rate(
             "http_request_duration_seconds_bucket",
             self.class_selectors(
-                endpoint_class, 'status!~"5.."', f'le="{bucket_label(endpoint_class.latency_threshold_seconds)}"'
+                endpoint_class,
+                'status!~"5.."',
+                f'le="{bucket_label(endpoint_class.latency_threshold_seconds)}"',
             ),
             window,
         )

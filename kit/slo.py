@@ -521,7 +521,9 @@ def parse(raw: object, known_environments: list[str]) -> SloSpec:
         _check_objectives(f"environments.{env}", merged, windows)
         objectives[env] = merged
     if model.alerting_environment not in objectives:
-        raise SpecError(f"alerting_environment: {model.alerting_environment!r} not in config/environments.yaml")
+        raise SpecError(
+            f"alerting_environment: {model.alerting_environment!r} not in config/environments.yaml"
+        )
     thresholds = Thresholds(**model.thresholds.model_dump())
     if thresholds.certificate_expiry_critical_days >= thresholds.certificate_expiry_days:
         raise SpecError(
