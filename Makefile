@@ -78,13 +78,13 @@ generate-settings-doc: venv ## rewrite the README's settings table from the Sett
 
 .PHONY: alerts-check
 alerts-check: venv ## promtool/amtool checks and the alert, dashboard and runbook tests
-	promtool check rules alerts/generated/rules.yaml
+	promtool check rules alerts/generated/*.yaml
 	amtool check-config alerts/alertmanager.yaml
 	.venv/bin/pytest -p no:cacheprovider --no-cov tests/alerts tests/dashboards tests/runbooks
 
 # --- Kubernetes manifests ----------------------------------------------------
 .PHONY: generate-k8s
-generate-k8s: venv generate-alerts ## write k8s/overlays/* and the PrometheusRule from config/environments.yaml and alerts/
+generate-k8s: venv generate-alerts ## write k8s/overlays/* and each environment's PrometheusRule from config/environments.yaml and alerts/
 	$(PY) -m kit.k8s_overlays
 
 .PHONY: checkov-env

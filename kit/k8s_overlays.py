@@ -6,7 +6,10 @@
     python -m kit.k8s_overlays pin-image prod sha256:<64 hex>   pin the image digest being promoted
 
 Outputs: k8s/overlays/<env>/{kustomization.yaml,env-settings.yaml} for every deployed
-environment, and k8s/components/alerting/prometheusrule.yaml wrapping alerts/generated/rules.yaml.
+environment, and k8s/components/alerting/<env>/ for every environment with alerting: a Component
+holding that environment's PrometheusRule (alerts/generated/rules*.yaml, scoped to its
+namespace). The dev one also carries the preview rule set, which never pages: previews run in
+the dev cluster and share its Prometheus.
 The base (k8s/base) is hand-written; an overlay holds only what differs between environments.
 `preview` and `pin-image` edit a working copy (the CI job's checkout): they are not committed.
 Bad input prints one line (``error: ...``) and exits 2.
@@ -39,7 +42,10 @@ OVERLAYS = K8S / "overlays"
 KUSTOMIZATION = "kustomization.yaml"
 ENV_SETTINGS = "env-settings.yaml"
 ALERT_RULES_FILE = ALERTS / "generated" / "rules.yaml"
-PROMETHEUS_RULE_FILE = K8S / "components" / "alerting" / "prometheusrule.yaml"
+ALERTING_COMPONENTS = K8S / "components" / "alerting"
+PROMETHEUS_RULE = "prometheusrule.yaml"
+# Previews share the dev cluster's Prometheus: the dev overlay deploys their rule set too.
+PREVIEW_RULES_HOST = "dev"
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -178,7 +184,7 @@ def render_kustomization(env: Environment, image_repository: str) -> str:
     if env.autoscaling is not None:
         components.append("../../components/autoscaling")
     if env.alerting:
-        components.append("../../components/alerting")
+        components.append(f"../../components/alerting/{env.name}")
     # With an HPA the Deployment carries no replica count, else every `kubectl apply` would
     # reset the HPA's decision; the HPA's minReplicas is the floor instead.
     replicas = [{"name": WORKER_DEPLOYMENT, "count": env.worker_replicas}]
@@ -253,16 +259,46 @@ def load_alert_rules(path: Path = ALERT_RULES_FILE) -> dict[str, Any]:
     return document
 
 
-def render_prometheus_rule(rules: dict[str, Any]) -> str:
+def render_prometheus_rule(rules: dict[str, Any], path: Path = ALERT_RULES_FILE, name: str = SERVICE) -> str:
     """The rules file wrapped as a Prometheus Operator PrometheusRule, groups unchanged."""
-    source = _display(ALERT_RULES_FILE) if rules is not PLACEHOLDER_RULES else "a placeholder"
+    source = _display(path) if rules is not PLACEHOLDER_RULES else "a placeholder"
     document = {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": {"name": SERVICE, "labels": {"app.kubernetes.io/component": "alerting"}},
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/component": "alerting"}},
         "spec": {"groups": rules["groups"]},
     }
     return _header(f"{source} (make generate-alerts)") + dump(document)
+
+
+def rules_path(environment: str) -> Path:
+    """Where `make generate-alerts` writes an environment's rules."""
+    from kit import alerts_gen, slo  # the SLO side: only needed for the alerting components
+
+    return alerts_gen.rules_file(slo.load(), environment)
+
+
+def render_alerting_component(env: Environment, config: EnvironmentsConfig) -> dict[str, str]:
+    """File name -> content of components/alerting/<env>: the environment's PrometheusRule(s)."""
+    own = rules_path(env.name)
+    files = {PROMETHEUS_RULE: render_prometheus_rule(load_alert_rules(own), own)}
+    if env.name == PREVIEW_RULES_HOST:
+        for preview in (e for e in deployed(config) if e.namespace_template):
+            path = rules_path(preview.name)
+            files[f"prometheusrule-{preview.name}.yaml"] = render_prometheus_rule(
+                load_alert_rules(path), path, f"{SERVICE}-{preview.name}"
+            )
+    component = {
+        "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+        "kind": "Component",
+        "resources": sorted(files),
+    }
+    note = (
+        f"# The {env.name} environment's alert rules (scoped to its namespace, its objectives).\n"
+        "# Do not set the operator's enforcedNamespaceLabel: the rules scope themselves, and the\n"
+        "# preview rule set selects every preview namespace.\n"
+    )
+    return {KUSTOMIZATION: _header("alerts/generated") + note + dump(component), **files}
 
 
 def render_all(config: EnvironmentsConfig | None = None, k8s_dir: Path = K8S) -> dict[Path, str]:
@@ -272,7 +308,9 @@ def render_all(config: EnvironmentsConfig | None = None, k8s_dir: Path = K8S) ->
     for env in deployed(config):
         for name, text in render_overlay(env, config.image_repository).items():
             outputs[k8s_dir / "overlays" / env.name / name] = text
-    outputs[k8s_dir / PROMETHEUS_RULE_FILE.relative_to(K8S)] = render_prometheus_rule(load_alert_rules())
+        if env.alerting:
+            for name, text in render_alerting_component(env, config).items():
+                outputs[k8s_dir / ALERTING_COMPONENTS.relative_to(K8S) / env.name / name] = text
     return outputs
 
 
