@@ -68,10 +68,10 @@ class SpecError(ValueError):
 
 def parse_duration(text: object, where: str) -> int:
     """Prometheus-style single-unit duration ("5m", "1h", "3d") in seconds."""
-    match = _DURATION.match(str(text))
-    if not match or int(match.group(1)) == 0:
-        raise SpecError(f"{where}: {text!r} is not a duration like 30s, 5m, 1h or 3d")
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    try:
+        return _single_unit_duration(text)
+    except ValueError as error:
+        raise SpecError(f"{where}: {error}") from None
 
 
 def _interval_seconds(text: object) -> int:
