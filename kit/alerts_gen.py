@@ -695,9 +695,33 @@ class RuleBuilder:
 
     # --- rendering ----------------------------------------------------------------------------
 
+    def retention(self) -> Alert:
+        """The long windows need the whole period on disk (the operator defaults to 24h)."""
+        period = self.spec.period_seconds
+        prometheus = f'job="{self.spec.selectors.prometheus_job}"'
+        return Alert(
+            name="SloRetentionTooShort",
+            # 0 means no time limit (size-based retention only): not this alert's business.
+            expr=(
+                f"max by (job) (prometheus_tsdb_retention_limit_seconds{{{prometheus}}} > 0)\n"
+                f"< {number(period)}"
+            ),
+            severity="warning",
+            for_seconds=3600,
+            summary="Prometheus keeps less than the SLO period: the long-window SLIs are wrong.",
+            description=(
+                "{{ $labels.job }} keeps {{ $value | humanizeDuration }} of samples, less than the "
+                f"{window_name(period)} SLO period: the {window_name(period)} SLI, the error budget and "
+                "the 3d ticket silently cover only what is kept. Set its retention to at least "
+                f"{window_name(period)} (the kit's set-up uses 35d)."
+            ),
+            panel="slo-availability-burndown",
+            namespaced=False,
+        )
+
     def meta_alerts(self) -> list[Alert]:
-        # A preview shares its cluster's Prometheus, whose own environment has the Watchdog.
-        return [self.watchdog()] if self.scope.pages else []
+        # A preview shares its cluster's Prometheus, whose own environment has these.
+        return [self.watchdog(), self.retention()] if self.scope.pages else []
 
     def all_alerts(self) -> list[Alert]:
         return [

@@ -145,6 +145,7 @@ class _SelectorsModel(_Model):
     kube_state_metrics_job: Text
     cadvisor_job: Text
     cert_manager_job: Text
+    prometheus_job: Text
     api_deployment: Text
     pod_regex: Text
     deployment_regex: Text
@@ -274,6 +275,7 @@ class Selectors:
     kube_state_metrics_job: str
     cadvisor_job: str
     cert_manager_job: str
+    prometheus_job: str
     api_deployment: str
     pod_regex: str
     deployment_regex: str
