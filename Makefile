@@ -84,7 +84,7 @@ alerts-check: venv ## promtool/amtool checks and the alert, dashboard and runboo
 
 # --- Kubernetes manifests ----------------------------------------------------
 .PHONY: generate-k8s
-generate-k8s: venv generate-alerts ## write k8s/overlays/* and each environment's PrometheusRule from config/environments.yaml and alerts/
+generate-k8s: venv generate-alerts ## write k8s/overlays/*, k8s/platform/gateway/gateway.yaml and each environment's PrometheusRule from config/environments.yaml and alerts/
 	$(PY) -m kit.k8s_overlays
 
 .PHONY: checkov-env
@@ -92,7 +92,7 @@ checkov-env: venv ## create the isolated checkov environment (.venv-checkov from
 	$(PY) -c "from kit.checkov_scan import ensure_checkov; print(ensure_checkov())"
 
 .PHONY: k8s-check
-k8s-check: venv ## render every overlay; schema (k8s 1.30/1.32/1.34), policy, checkov, promtool, freshness, negative tests
+k8s-check: venv ## render every overlay and the Gateway; schema (k8s 1.30/1.32/1.34, Gateway API/cert-manager models), policy, edge wiring, checkov, promtool, freshness, negative tests
 	@command -v kubectl >/dev/null || { echo "kubectl is missing: it provides kubectl kustomize"; exit 1; }
 	@command -v promtool >/dev/null || { echo "promtool is missing: make system-deps (Debian package prometheus)"; exit 1; }
 	.venv/bin/pytest -p no:cacheprovider --no-cov tests/k8s
@@ -110,6 +110,14 @@ loadtest: venv system-deps ## gated Locust run: ENV=ci starts a local stack; ENV
 .PHONY: loadtest-compare
 loadtest-compare: venv system-deps ## relative gate on a shared runner: head vs BASE=<git ref>, interleaved pairs, same data
 	$(PY) -m loadtests.compare --base $(BASE) $(COMPARE_ARGS)
+
+.PHONY: loadtest-calibrate
+loadtest-calibrate: venv system-deps ## A/A: the head against itself, PAIRS=7 interleaved pairs; the spread that sets --max-ratio/--floor-ms
+	$(PY) -m loadtests.compare --aa --pairs $(or $(PAIRS),7) --out reports/loadtest-calibrate $(COMPARE_ARGS)
+
+.PHONY: gate-sim
+gate-sim: venv ## the load gate's false-pass / false-fail rates at the CI run's sample counts (simulated)
+	$(PY) -m loadtests.gate_sim $(GATE_SIM_ARGS)
 
 .PHONY: bench-deps
 bench-deps: ## apt-get install wrk (only the benchmark needs it)

@@ -168,6 +168,15 @@ class RuleBuilder:
     def alert_name(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
+    def certificate_selector(self) -> str:
+        """The environment's certificate: in the shared Gateway's namespace when there is one."""
+        sel = self.spec.selectors
+        name = sel.certificate_name.format(environment=self.options.environment)
+        edge = environments.load().edge
+        if edge is None or self.options.namespace is not None:
+            return f'{self.q.cert_manager}, name="{name}"'
+        return f'job="{sel.cert_manager_job}", namespace="{edge.gateway_namespace}", name="{name}"'
+
     def absent(self, selector: str) -> str:
         """`or on () absent(...)`, for a single namespace only (a missing preview is no outage)."""
         return f"\nor on ()\nabsent({selector})" if self.scope.namespace else ""
@@ -495,7 +504,7 @@ class RuleBuilder:
         q, t, sel = self.q, self.spec.thresholds, self.spec.selectors
         ksm = f"{q.kube_state}, {q.pods}"
         hpa = f'{q.kube_state}, horizontalpodautoscaler="{sel.hpa_name}"'
-        certificates = f'{q.cert_manager}, name=~"{sel.certificate_regex}"'
+        certificates = self.certificate_selector()
         five_minutes = self.options.duration(300)
         certificate_alerts = [
             Alert(

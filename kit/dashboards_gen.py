@@ -880,14 +880,15 @@ def saturation_board(spec: SloSpec, environment: str) -> Board:
         "saturation-certificate-expiry",
         graph(
             "Certificate time to expiry",
-            "Time left before each TLS certificate of the service expires (cert-manager); the dashed "
-            "lines are the CertificateExpiringSoon warning and critical thresholds.",
+            "Time left before each environment's TLS certificate expires (cert-manager; they live in "
+            "the shared Gateway's namespace, one per environment host); the dashed lines are the "
+            "CertificateExpiringSoon warning and critical thresholds.",
             "s",
             [
                 (
                     "min by (name) "
                     f'(certmanager_certificate_expiration_timestamp_seconds{{job="{sel.cert_manager_job}", '
-                    f'namespace=~"$namespace", name=~"{sel.certificate_regex}"}}) - time()',
+                    f'name=~"{sel.certificate_name.format(environment=".+")}"}}) - time()',
                     "{{name}}",
                 )
             ],

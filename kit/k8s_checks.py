@@ -19,6 +19,9 @@ from typing import Any
 import kubernetes_validate
 import yaml
 
+from kit import k8s_crds
+from kit.environments import PodPeer
+
 # Kubernetes minor versions the manifests must validate against: the oldest we support (the
 # preStop `sleep` action and matchLabelKeys need 1.30), kubectl's here, and the newest we test.
 SUPPORTED_VERSIONS = ("1.30.0", "1.32.0", "1.34.0")
@@ -32,18 +35,38 @@ STANDARD_LABELS = (
     "app.kubernetes.io/managed-by",
 )
 # Objects that belong to no single component of the service (namespace-wide).
-NAMESPACE_WIDE = {("Namespace", None), ("ConfigMap", None), ("NetworkPolicy", "default-deny-all")}
+NAMESPACE_WIDE = {
+    ("Namespace", None),
+    ("ConfigMap", None),
+    ("ResourceQuota", None),
+    ("LimitRange", None),
+    ("NetworkPolicy", "default-deny-all"),
+    ("NetworkPolicy", "reference-service-otlp"),
+}
 
 SECRET_NAME = "reference-service-secrets"  # noqa: S105 - a name, not a value
 SECRET_KEYS = {"DATABASE_URL", "REDIS_URL", "JWT_SECRET", "WEBHOOK_URL", "WEBHOOK_SIGNING_SECRET"}
 # Egress the service may have: DNS, PostgreSQL, Redis, the webhook over HTTPS.
 ALLOWED_EGRESS_PORTS = {53, 5432, 6379, 443}
+# OTLP (gRPC, HTTP): only to a collector named by namespace and pod labels, never an address range.
+OTLP_PORTS = {4317, 4318}
+# Pinned Pod Security Standard version ("latest" would change the rules under running pods).
+POD_SECURITY_VERSION = re.compile(r"^v1\.[0-9]+$")
+# Spread domains; the API is the Deployment whose zone spread an environment may enforce.
+ZONE, HOSTNAME = "topology.kubernetes.io/zone", "kubernetes.io/hostname"
+API_NAME = "reference-service-api"
+# Stakater Reloader: roll the Deployment when the named Secret changes.
+RELOADER_ANNOTATION = "secret.reloader.stakater.com/reload"
+# A liveness probe must outlast a busy event loop: seconds per try, and seconds of no answer.
+LIVENESS_MIN_TIMEOUT_SECONDS = 5
+LIVENESS_MIN_WINDOW_SECONDS = 30
 # Seconds the app needs after its drain bound to close pools and flush logs (see api/deployment.yaml).
 SHUTDOWN_MARGIN_SECONDS = 5
 POD_SECURITY_MODES = ("enforce", "audit", "warn")
 ALLOWED_VOLUME_TYPES = {"configMap", "emptyDir", "projected", "secret", "downwardAPI", "ephemeral"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
-CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+# Prometheus Operator kinds checked structurally by crd_errors; the others by kit/k8s_crds.py.
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule", *k8s_crds.KINDS}
 
 Obj = dict[str, Any]
 
@@ -88,7 +111,8 @@ def schema_errors(objects: list[Obj], version: str) -> list[str]:
     """Validate against the official OpenAPI schema of `version`, unknown fields included.
 
     kubernetes-validate has no schema for CRDs and would only warn; those kinds are checked
-    structurally by crd_errors instead, and any other kind without a schema is an error here.
+    by crd_errors instead (Gateway API and cert-manager against kit/k8s_crds.py), and any other
+    kind without a schema is an error here.
     """
     errors = []
     for obj in objects:
@@ -152,6 +176,9 @@ def crd_errors(objects: list[Obj]) -> list[str]:
             errors.append(f"{ref(service)}: no ServiceMonitor scrapes it")
     for rule in of_kind(objects, "PrometheusRule"):
         errors.extend(_prometheus_rule_errors(rule))
+    for obj in objects:
+        if obj.get("kind") in k8s_crds.KINDS:
+            errors.extend(k8s_crds.errors(obj))
     return errors
 
 
@@ -398,6 +425,15 @@ def _probe_violations(where: str, container: Obj) -> list[str]:
                 errors.append(f"{where}: {probe_name} must check {path}, not {actual!r}")
         if "preStop" not in container.get("lifecycle", {}):
             errors.append(f"{where}: serves traffic but has no preStop hook to leave the endpoints first")
+        liveness = container.get("livenessProbe", {})
+        timeout = liveness.get("timeoutSeconds", 1)
+        window = liveness.get("periodSeconds", 10) * liveness.get("failureThreshold", 3)
+        if liveness and (timeout < LIVENESS_MIN_TIMEOUT_SECONDS or window < LIVENESS_MIN_WINDOW_SECONDS):
+            errors.append(
+                f"{where}: livenessProbe would restart a busy event loop (timeoutSeconds {timeout} must "
+                f"be >= {LIVENESS_MIN_TIMEOUT_SECONDS}, periodSeconds x failureThreshold {window} "
+                f"must be >= {LIVENESS_MIN_WINDOW_SECONDS})"
+            )
     return errors
 
 
@@ -433,6 +469,12 @@ def namespace_violations(objects: list[Obj], expected_namespace: str) -> list[st
             errors.append(
                 f"Namespace/{expected_namespace}: pod-security.kubernetes.io/{mode} must be restricted"
             )
+        version = labels.get(f"pod-security.kubernetes.io/{mode}-version", "latest")
+        if not POD_SECURITY_VERSION.match(version):
+            errors.append(
+                f"Namespace/{expected_namespace}: pod-security.kubernetes.io/{mode}-version must be "
+                f"pinned (v1.<minor>), not {version!r}"
+            )
     for obj in objects:
         if obj["kind"] != "Namespace" and obj["metadata"].get("namespace") != expected_namespace:
             errors.append(f"{ref(obj)}: not in namespace {expected_namespace!r}")
@@ -441,7 +483,7 @@ def namespace_violations(objects: list[Obj], expected_namespace: str) -> list[st
     return errors
 
 
-def availability_violations(objects: list[Obj]) -> list[str]:
+def availability_violations(objects: list[Obj], min_zones: int | None = None) -> list[str]:
     """Rolling updates, PDBs, HPAs and topology spread agree with each other."""
     errors = []
     hpas = {hpa["spec"]["scaleTargetRef"]["name"]: hpa for hpa in of_kind(objects, "HorizontalPodAutoscaler")}
@@ -485,11 +527,127 @@ def availability_violations(objects: list[Obj]) -> list[str]:
                 errors.append(f"{ref(pdb)}: minAvailable {pdb['spec']['minAvailable']} blocks every eviction")
             if "maxUnavailable" in pdb["spec"] and int(pdb["spec"]["maxUnavailable"]) < 1:
                 errors.append(f"{ref(pdb)}: maxUnavailable 0 blocks every eviction")
-        keys = {c["topologyKey"] for c in spec["template"]["spec"].get("topologySpreadConstraints", [])}
-        for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname"):
-            if key not in keys:
-                errors.append(f"{where}: no topology spread over {key}")
+        if spec.get("minReadySeconds", 0) < 1:
+            errors.append(
+                f"{where}: minReadySeconds must be set (a pod that crashes right after its first good "
+                "probe must stop the rollout, not count as available)"
+            )
+        errors.extend(topology_violations(deployment, min_zones if name == API_NAME else None))
     return errors
+
+
+def topology_violations(deployment: Obj, min_zones: int | None) -> list[str]:
+    """Spread that cannot strand pods, and zones enforced where the environment asks for it.
+
+    Only nodes the pod may run on count as domains (nodeTaintsPolicy and nodeAffinityPolicy
+    Honor): otherwise a tainted pool is an empty domain that pins the global minimum at 0. The
+    spread over nodes is best effort: enforced, it needs one eligible node per replica.
+    """
+    where = ref(deployment)
+    constraints = deployment["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
+    by_key = {c["topologyKey"]: c for c in constraints}
+    errors = [f"{where}: no topology spread over {key}" for key in (ZONE, HOSTNAME) if key not in by_key]
+    for constraint in constraints:
+        key = constraint["topologyKey"]
+        for policy in ("nodeTaintsPolicy", "nodeAffinityPolicy"):
+            if constraint.get(policy) != "Honor":
+                errors.append(
+                    f"{where}: spread over {key} needs {policy}: Honor (tainted nodes are not domains)"
+                )
+    if HOSTNAME in by_key and by_key[HOSTNAME].get("whenUnsatisfiable") != "ScheduleAnyway":
+        errors.append(
+            f"{where}: spread over {HOSTNAME} must be ScheduleAnyway (DoNotSchedule needs a node per replica)"
+        )
+    zone = by_key.get(ZONE, {})
+    enforced = zone.get("whenUnsatisfiable") == "DoNotSchedule" and zone.get("minDomains", 0) >= (
+        min_zones or 0
+    )
+    if min_zones is not None and zone and not enforced:
+        errors.append(
+            f"{where}: spread over {ZONE} must be DoNotSchedule with minDomains >= {min_zones} "
+            f"(got {zone.get('whenUnsatisfiable')}, minDomains {zone.get('minDomains')})"
+        )
+    return errors
+
+
+def forwarded_violations(objects: list[Obj]) -> list[str]:
+    """Behind a proxy that appends X-Forwarded-For, trusting every hop trusts the client's own entry."""
+    errors = []
+    for config_map in of_kind(objects, "ConfigMap"):
+        value = config_map.get("data", {}).get("FORWARDED_ALLOW_IPS")
+        if value is not None and "*" in value:
+            errors.append(
+                f"{ref(config_map)}: FORWARDED_ALLOW_IPS {value!r} trusts a client-written X-Forwarded-For; "
+                "list the proxies' addresses"
+            )
+    return errors
+
+
+def secret_rollout_violations(objects: list[Obj]) -> list[str]:
+    """Every workload that reads the Secret is rolled when it changes (Stakater Reloader)."""
+    errors = []
+    for template in pod_templates(objects):
+        reads = {
+            ref_.get("name")
+            for _, container in template.containers()
+            for variable in container.get("env", [])
+            for ref_ in [variable.get("valueFrom", {}).get("secretKeyRef", {})]
+            if ref_
+        }
+        if not reads:
+            continue
+        annotated = template.owner["metadata"].get("annotations", {}).get(RELOADER_ANNOTATION, "")
+        missing = sorted(reads - {name.strip() for name in annotated.split(",") if name.strip()})
+        if missing:
+            errors.append(
+                f"{template.where}: reads Secret {missing} but a change would not roll it "
+                f"(annotation {RELOADER_ANNOTATION})"
+            )
+    return errors
+
+
+def quota_violations(objects: list[Obj]) -> list[str]:
+    """A namespace's ResourceQuota must hold every pod during a rolling update (maxSurge on)."""
+    quotas = of_kind(objects, "ResourceQuota")
+    if not quotas:
+        return []
+    needed = {
+        "pods": 0.0,
+        "requests.cpu": 0.0,
+        "limits.cpu": 0.0,
+        "requests.memory": 0.0,
+        "limits.memory": 0.0,
+    }
+    for deployment in of_kind(objects, "Deployment"):
+        spec = deployment["spec"]
+        surge = int(spec.get("strategy", {}).get("rollingUpdate", {}).get("maxSurge", 1))
+        pods = spec.get("replicas", 1) + surge
+        needed["pods"] += pods
+        for section in ("requests", "limits"):
+            for resource in ("cpu", "memory"):
+                needed[f"{section}.{resource}"] += pods * _pod_effective(
+                    spec["template"]["spec"], section, resource
+                )
+    errors = []
+    for quota in quotas:
+        for key, value in quota["spec"].get("hard", {}).items():
+            if key in needed and quantity(value) < needed[key] - 1e-9:
+                errors.append(
+                    f"{ref(quota)}: {key} {value} is below what a rolling update needs "
+                    f"({needed[key]:g}{' bytes' if 'memory' in key else ''})"
+                )
+    return errors
+
+
+def _pod_effective(spec: Obj, section: str, resource: str) -> float:
+    """What the scheduler and quota charge a pod: max(any init container, sum of containers)."""
+
+    def amount(container: Obj) -> float:
+        value = container.get("resources", {}).get(section, {}).get(resource)
+        return quantity(value) if value is not None else 0.0
+
+    containers = sum(amount(c) for c in spec.get("containers", []))
+    return max([containers, *(amount(c) for c in spec.get("initContainers", []))])
 
 
 def shutdown_violations(objects: list[Obj]) -> list[str]:
@@ -539,8 +697,11 @@ def _peer_ports(rule: Obj) -> set[int | str]:
     return {port.get("port") for port in rule.get("ports", [])}
 
 
-def network_violations(objects: list[Obj]) -> list[str]:
-    """Default deny, every served port reachable only from named peers, egress only where needed."""
+def network_violations(objects: list[Obj], edge_peer: PodPeer | None = None) -> list[str]:
+    """Default deny, every served port reachable only from named peers, egress only where needed.
+
+    With `edge_peer`, the pods behind the HTTPRoute must admit exactly those proxies.
+    """
     policies = of_kind(objects, "NetworkPolicy")
     errors = []
     default_deny = [
@@ -559,6 +720,12 @@ def network_violations(objects: list[Obj]) -> list[str]:
                 errors.append(f"{ref(policy)}: an ingress rule without `from` admits every peer")
         for rule in policy["spec"].get("egress", []):
             ports = _peer_ports(rule)
+            to_named_pods = bool(rule.get("to")) and all(
+                "namespaceSelector" in peer and "podSelector" in peer and "ipBlock" not in peer
+                for peer in rule["to"]
+            )
+            if ports and ports <= OTLP_PORTS and to_named_pods:
+                continue
             if not ports or not ports <= ALLOWED_EGRESS_PORTS:
                 errors.append(f"{ref(policy)}: egress to ports {sorted(map(str, ports))} is not allowed")
     for template in pod_templates(objects):
@@ -587,11 +754,63 @@ def network_violations(objects: list[Obj]) -> list[str]:
             errors.append(f"{template.where}: egress to DNS (53) is not allowed, nothing will resolve")
         if 5432 not in allowed_out:
             errors.append(f"{template.where}: egress to PostgreSQL (5432) is not allowed")
+    if edge_peer is not None:
+        errors.extend(_edge_admission_violations(objects, policies, edge_peer))
     return errors
 
 
-def routing_violations(objects: list[Obj], expected_host: str) -> list[str]:
-    """Services find pods and ports; the Ingress serves the environment's host over TLS."""
+def admits(rule: Obj, peer: PodPeer) -> bool:
+    for source in rule.get("from", []):
+        namespaces = source.get("namespaceSelector", {}).get("matchLabels", {})
+        pods = source.get("podSelector", {}).get("matchLabels", {})
+        if (
+            namespaces.get("kubernetes.io/metadata.name") == peer.namespace
+            and pods
+            and _selects(pods, peer.pod_labels)
+        ):
+            return True
+    return False
+
+
+def _edge_admission_violations(objects: list[Obj], policies: list[Obj], peer: PodPeer) -> list[str]:
+    """The Gateway's proxies reach every pod behind an HTTPRoute backend, on the backend's port."""
+    errors = []
+    templates = pod_templates(objects)
+    for route in of_kind(objects, "HTTPRoute"):
+        for backend in (b for rule in route["spec"].get("rules", []) for b in rule.get("backendRefs", [])):
+            service = find(objects, "Service", backend["name"])
+            if service is None:
+                continue
+            port = next((p for p in service["spec"]["ports"] if p.get("port") == backend.get("port")), None)
+            if port is None:
+                continue
+            target = port.get("targetPort", port["port"])
+            for template in (t for t in templates if _selects(service["spec"].get("selector", {}), t.labels)):
+                numbers = {
+                    p["containerPort"]
+                    for _, c in template.containers(include_init=False)
+                    for p in c.get("ports", [])
+                    if p.get("name") == target or p["containerPort"] == target
+                }
+                admitted = any(
+                    admits(rule, peer) and ({target, *numbers} & _peer_ports(rule))
+                    for policy in policies
+                    if policy["spec"].get("podSelector")
+                    and _selects(policy["spec"]["podSelector"].get("matchLabels", {}), template.labels)
+                    for rule in policy["spec"].get("ingress", [])
+                )
+                if not admitted:
+                    errors.append(
+                        f"{template.where}: no NetworkPolicy admits the Gateway's proxies "
+                        f"({peer.namespace} {peer.pod_labels}) on port {target!r}"
+                    )
+    return errors
+
+
+def routing_violations(
+    objects: list[Obj], expected_host: str, gateway: tuple[str, str] | None = None
+) -> list[str]:
+    """Services find pods and ports; the HTTPRoute serves the environment's host through the Gateway."""
     errors = []
     templates = pod_templates(objects)
     for service in of_kind(objects, "Service"):
@@ -608,27 +827,162 @@ def routing_violations(objects: list[Obj], expected_host: str) -> list[str]:
         for port in service["spec"].get("ports", []):
             if isinstance(port.get("targetPort"), str) and port["targetPort"] not in names:
                 errors.append(f"{ref(service)}: targetPort {port['targetPort']!r} is not a container port")
-    ingresses = of_kind(objects, "Ingress")
-    if len(ingresses) != 1:
-        return [*errors, f"expected one Ingress, found {len(ingresses)}"]
-    ingress = ingresses[0]["spec"]
-    hosts = [rule.get("host") for rule in ingress.get("rules", [])]
-    tls_hosts = [host for tls in ingress.get("tls", []) for host in tls.get("hosts", [])]
-    if hosts != [expected_host]:
-        errors.append(f"Ingress: hosts {hosts} must be [{expected_host!r}]")
-    if (
-        not tls_hosts
-        or set(hosts) - set(tls_hosts)
-        or not all(t.get("secretName") for t in ingress.get("tls", []))
-    ):
-        errors.append(f"Ingress: every host needs TLS with a secretName (tls hosts {tls_hosts})")
-    for rule in ingress.get("rules", []):
-        for path in rule.get("http", {}).get("paths", []):
-            backend = path["backend"]["service"]
+    routes = of_kind(objects, "HTTPRoute")
+    if len(routes) != 1:
+        return [*errors, f"expected one HTTPRoute, found {len(routes)}"]
+    route = routes[0]
+    where = ref(route)
+    spec = route["spec"]
+    if spec.get("hostnames") != [expected_host]:
+        errors.append(f"{where}: hostnames {spec.get('hostnames')} must be [{expected_host!r}]")
+    if gateway is not None:
+        parents = [(p.get("namespace"), p.get("name")) for p in spec.get("parentRefs", [])]
+        if parents != [gateway]:
+            errors.append(f"{where}: parentRefs {parents} must be the shared Gateway {gateway}")
+    for rule in spec.get("rules", []):
+        paths = [m.get("path", {}) for m in rule.get("matches", [])]
+        if not paths or any(p.get("type") != "PathPrefix" or p.get("value") != "/api" for p in paths):
+            errors.append(f"{where}: a rule must match only PathPrefix /api (got {paths})")
+        for backend in rule.get("backendRefs", []):
             target = find(objects, "Service", backend["name"])
-            port_names = {p.get("name") for p in target["spec"]["ports"]} if target else set()
-            if target is None or backend["port"].get("name") not in port_names:
-                errors.append(f"Ingress: backend {backend} is not a Service port of the overlay")
+            ports = {p.get("port") for p in target["spec"]["ports"]} if target else set()
+            if target is None or backend.get("port") not in ports:
+                errors.append(
+                    f"{where}: backend {backend['name']}:{backend.get('port')} is not a Service port "
+                    f"of the overlay (ports {sorted(ports)})"
+                )
+    return errors
+
+
+# --- the shared edge (k8s/platform/gateway) and the routes that attach to it --------------
+
+ENVOY_GATEWAY_CONTROLLER = "gateway.envoyproxy.io/gatewayclass-controller"
+
+
+def hostname_matches(listener: str | None, host: str) -> bool:
+    """Gateway API hostname matching: "*.example.com" covers any name below example.com."""
+    if listener is None:
+        return True
+    if listener.startswith("*."):
+        return host.endswith(listener[1:]) and len(host) > len(listener) - 1
+    return listener == host
+
+
+def _selector_matches(selector: Obj, labels: dict[str, str]) -> bool:
+    if not _selects(selector.get("matchLabels", {}), labels):
+        return False
+    for requirement in selector.get("matchExpressions", []):
+        key, operator, values = requirement["key"], requirement["operator"], requirement.get("values", [])
+        present = key in labels
+        ok = {
+            "Exists": present,
+            "DoesNotExist": not present,
+            "In": present and labels.get(key) in values,
+            "NotIn": not present or labels.get(key) not in values,
+        }[operator]
+        if not ok:
+            return False
+    return True
+
+
+def gateway_violations(platform: list[Obj]) -> list[str]:
+    """The Gateway runs on Envoy Gateway, and every HTTPS listener has a certificate that covers it."""
+    errors = []
+    classes = {c["metadata"]["name"]: c for c in of_kind(platform, "GatewayClass")}
+    issuers = {i["metadata"]["name"] for i in of_kind(platform, "ClusterIssuer")}
+    for certificate in of_kind(platform, "Certificate"):
+        issuer = certificate["spec"]["issuerRef"]
+        if issuer.get("kind") != "ClusterIssuer" or issuer["name"] not in issuers:
+            errors.append(f"{ref(certificate)}: issuer {issuer} is not a ClusterIssuer of the platform")
+    for gateway in of_kind(platform, "Gateway"):
+        where = ref(gateway)
+        namespace = gateway["metadata"].get("namespace")
+        gateway_class = classes.get(gateway["spec"]["gatewayClassName"])
+        if gateway_class is None:
+            errors.append(f"{where}: GatewayClass {gateway['spec']['gatewayClassName']!r} is not defined")
+        elif gateway_class["spec"]["controllerName"] != ENVOY_GATEWAY_CONTROLLER:
+            errors.append(f"{where}: GatewayClass must be Envoy Gateway's ({ENVOY_GATEWAY_CONTROLLER})")
+        names = [listener["name"] for listener in gateway["spec"]["listeners"]]
+        if len(set(names)) != len(names):
+            errors.append(f"{where}: duplicate listener names {names}")
+        for listener in gateway["spec"]["listeners"]:
+            if listener["protocol"] != "HTTPS":
+                continue
+            lwhere = f"{where} listener {listener['name']!r}"
+            refs = listener.get("tls", {}).get("certificateRefs", [])
+            if not refs:
+                errors.append(f"{lwhere}: HTTPS without a certificateRef")
+            for secret in refs:
+                issued = [
+                    c
+                    for c in of_kind(platform, "Certificate")
+                    if c["metadata"].get("namespace") == secret.get("namespace", namespace)
+                    and c["spec"]["secretName"] == secret["name"]
+                ]
+                if not issued:
+                    errors.append(f"{lwhere}: no Certificate writes Secret {secret['name']!r}")
+                elif listener.get("hostname") not in issued[0]["spec"]["dnsNames"]:
+                    errors.append(
+                        f"{lwhere}: Certificate {issued[0]['metadata']['name']!r} does not cover "
+                        f"{listener.get('hostname')!r} (dnsNames {issued[0]['spec']['dnsNames']})"
+                    )
+    return errors
+
+
+def attachment_violations(platform: list[Obj], overlay: list[Obj]) -> list[str]:
+    """The HTTPRoute attaches: its listener exists, is HTTPS, covers its host and admits its namespace."""
+    errors = []
+    namespaces = of_kind(overlay, "Namespace")
+    namespace_labels = {
+        **(namespaces[0]["metadata"].get("labels", {}) if namespaces else {}),
+        **({"kubernetes.io/metadata.name": namespaces[0]["metadata"]["name"]} if namespaces else {}),
+    }
+    for route in of_kind(overlay, "HTTPRoute"):
+        where = ref(route)
+        route_namespace = route["metadata"].get("namespace")
+        for parent in route["spec"]["parentRefs"]:
+            gateway = next(
+                (
+                    g
+                    for g in of_kind(platform, "Gateway")
+                    if g["metadata"]["name"] == parent["name"]
+                    and g["metadata"].get("namespace") == parent.get("namespace", route_namespace)
+                ),
+                None,
+            )
+            if gateway is None:
+                errors.append(
+                    f"{where}: parent Gateway {parent.get('namespace')}/{parent['name']} does not exist"
+                )
+                continue
+            listener = next(
+                (lst for lst in gateway["spec"]["listeners"] if lst["name"] == parent.get("sectionName")),
+                None,
+            )
+            if listener is None:
+                errors.append(
+                    f"{where}: Gateway {ref(gateway)} has no listener {parent.get('sectionName')!r}"
+                )
+                continue
+            if listener["protocol"] != "HTTPS":
+                errors.append(f"{where}: listener {listener['name']!r} is {listener['protocol']}, not HTTPS")
+            for host in route["spec"].get("hostnames", []):
+                if not hostname_matches(listener.get("hostname"), host):
+                    errors.append(
+                        f"{where}: host {host!r} is not covered by listener {listener['name']!r} "
+                        f"({listener.get('hostname')!r})"
+                    )
+            allowed = listener.get("allowedRoutes", {}).get("namespaces", {})
+            admitted = {
+                "All": True,
+                "Same": route_namespace == gateway["metadata"].get("namespace"),
+                "Selector": _selector_matches(allowed.get("selector", {}), namespace_labels),
+            }[allowed.get("from", "Same")]
+            if not admitted:
+                errors.append(
+                    f"{where}: listener {listener['name']!r} does not admit routes from namespace "
+                    f"{route_namespace!r}"
+                )
     return errors
 
 
@@ -640,6 +994,10 @@ class Expectations:
     host: str
     image_repository: str
     image_tag: str
+    # The shared Gateway (namespace, name) and its proxies; zones the API must spread over.
+    gateway: tuple[str, str] | None = None
+    edge_peer: PodPeer | None = None
+    min_zones: int | None = None
 
 
 def policy_violations(objects: list[Obj], expected: Expectations) -> list[str]:
@@ -648,9 +1006,12 @@ def policy_violations(objects: list[Obj], expected: Expectations) -> list[str]:
     for template in pod_templates(objects):
         errors += pod_security_violations(template)
         errors += container_violations(template, objects, expected.image_repository)
-    errors += availability_violations(objects)
+    errors += availability_violations(objects, expected.min_zones)
     errors += shutdown_violations(objects)
-    errors += network_violations(objects)
-    errors += routing_violations(objects, expected.host)
+    errors += network_violations(objects, expected.edge_peer)
+    errors += routing_violations(objects, expected.host, expected.gateway)
+    errors += secret_rollout_violations(objects)
+    errors += forwarded_violations(objects)
+    errors += quota_violations(objects)
     errors += crd_errors(objects)
     return errors

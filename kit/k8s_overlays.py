@@ -2,16 +2,20 @@
 
     python -m kit.k8s_overlays                        write the committed outputs
     python -m kit.k8s_overlays --check                exit 1 listing stale outputs
-    python -m kit.k8s_overlays preview --pr 123       turn overlays/preview into pull request 123's
-    python -m kit.k8s_overlays pin-image prod sha256:<64 hex>   pin the image digest being promoted
+    python -m kit.k8s_overlays preview --pr 123 --image <repository>@sha256:<64 hex>
+                                                      turn overlays/preview into pull request 123's
+    python -m kit.k8s_overlays pin-image prod sha256:<64 hex>   record the digest being promoted
 
-Outputs: k8s/overlays/<env>/{kustomization.yaml,env-settings.yaml} for every deployed
-environment, and k8s/components/alerting/<env>/ for every environment with alerting: a Component
-holding that environment's PrometheusRule (alerts/generated/rules*.yaml, scoped to its
-namespace). The dev one also carries the preview rule set, which never pages: previews run in
-the dev cluster and share its Prometheus.
+Outputs: k8s/overlays/<env>/{kustomization.yaml,env-settings.yaml,env-resources.yaml,release.yaml}
+for every deployed environment, k8s/platform/gateway/gateway.yaml (the shared Gateway's
+listeners and certificates, one per environment host), and k8s/components/alerting/<env>/ for
+every environment with alerting: a Component holding that environment's PrometheusRule
+(alerts/generated/rules*.yaml, scoped to its namespace). The dev one also carries the preview
+rule set, which never pages: previews run in the dev cluster and share its Prometheus.
 The base (k8s/base) is hand-written; an overlay holds only what differs between environments.
-`preview` and `pin-image` edit a working copy (the CI job's checkout): they are not committed.
+`release.yaml` is the deployed image (tag and digest): the release pipeline writes the digest
+with `pin-image` and commits it, and regenerating keeps it while the tag is unchanged.
+`preview` edits a working copy (the CI job's checkout): it is not committed.
 Bad input prints one line (``error: ...``) and exits 2.
 """
 
@@ -20,13 +24,16 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from kit import environments
-from kit.environments import Environment, EnvironmentsConfig
+from kit.environments import Capacity, Edge, Environment, EnvironmentsConfig
+from kit.k8s_checks import quantity
 from kit.paths import ALERTS, K8S, ROOT
 
 SERVICE = "reference-service"
@@ -34,13 +41,24 @@ PART_OF = "reference-kit"
 API_DEPLOYMENT = "reference-service-api"
 WORKER_DEPLOYMENT = "reference-service-worker"
 CONFIG_MAP = "reference-service-config"
-INGRESS = "reference-service"
+ROUTE = "reference-service"
+API_POLICY = "reference-service-api"
+SECRET = "reference-service-secrets"  # noqa: S105 - a name, not a value
 # The image name the base manifests use; each overlay maps it to the registry and a version tag.
 IMAGE_NAME = SERVICE
 
 OVERLAYS = K8S / "overlays"
 KUSTOMIZATION = "kustomization.yaml"
 ENV_SETTINGS = "env-settings.yaml"
+ENV_RESOURCES = "env-resources.yaml"
+RELEASE = "release.yaml"
+PLATFORM_GATEWAY = K8S / "platform" / "gateway"
+GATEWAY_FILE = "gateway.yaml"
+# Labels every object of a pull request's preview carries (the sweeper selects on them).
+PREVIEW_PR_LABEL = "preview.kit/pr"
+PREVIEW_EXPIRES_LABEL = "preview.kit/expires-at"
+# The in-cluster load test's traffic (k8s/loadtest): its worker pods' labels.
+LOCUST_WORKER_LABELS = {"app.kubernetes.io/name": "locust", "app.kubernetes.io/component": "locust-worker"}
 ALERT_RULES_FILE = ALERTS / "generated" / "rules.yaml"
 ALERTING_COMPONENTS = K8S / "components" / "alerting"
 PROMETHEUS_RULE = "prometheusrule.yaml"
@@ -48,6 +66,10 @@ PROMETHEUS_RULE = "prometheusrule.yaml"
 PREVIEW_RULES_HOST = "dev"
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+IMAGE_BY_DIGEST = re.compile(r"^(?P<repository>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
+# The Gateway's ACME certificates are DNS-01 (a wildcard needs it); rate limits of the CA are
+# per registered domain, so previews share one wildcard instead of one certificate each.
+HTTPS_PORT, HTTP_PORT = 443, 80
 
 # Stands in for alerts/generated/rules.yaml until `make generate-alerts` has written it, so the
 # PrometheusRule is always rendered by the same code path and always passes promtool.
@@ -175,11 +197,284 @@ def render_env_settings(env: Environment) -> str:
     return _header("config/environments.yaml") + dump_all(patches)
 
 
-def render_kustomization(env: Environment, image_repository: str) -> str:
-    host = _required(env, "host", env.host)
+def check_capacity(env: Environment, capacity: Capacity | None) -> None:
+    """HPA targets stay below the measured knee: requests per pod, and CPU as a share of the limit.
+
+    A single-threaded pod saturates near one core at the knee, so the CPU target is judged
+    against the CPU limit: target_cpu_percent x request <= target_fraction x limit.
+    """
+    scaling = env.autoscaling
+    if scaling is None:
+        return
+    if capacity is None:
+        raise OverlayError("config/environments.yaml has autoscaling but no `capacity:` (the measured knee)")
+    ceiling = capacity.knee_rps_per_pod * capacity.target_fraction
+    rps = scaling.target_requests_per_second
+    if rps is not None and rps > ceiling:
+        raise OverlayError(
+            f"environment {env.name!r}: autoscaling.target_requests_per_second {rps} is above "
+            f"{capacity.target_fraction:g} x the measured knee {capacity.knee_rps_per_pod:g} = {ceiling:.0f}"
+        )
+    api = (env.resources or {}).get("api")
+    if api is not None:
+        at_target = scaling.target_cpu_percent / 100 * quantity(api.cpu_request)
+        allowed = capacity.target_fraction * quantity(api.cpu_limit)
+        if at_target > allowed + 1e-9:
+            raise OverlayError(
+                f"environment {env.name!r}: autoscaling.target_cpu_percent {scaling.target_cpu_percent} of "
+                f"the {api.cpu_request} request is {at_target:g} CPU, above {capacity.target_fraction:g} "
+                f"x the {api.cpu_limit} limit"
+            )
+
+
+@dataclass(frozen=True)
+class Release:
+    """The image an overlay deploys: a version tag, and the digest once the release pins it."""
+
+    repository: str
+    tag: str | None
+    digest: str | None = None
+    # app.kubernetes.io/version; the tag unless the image has none (a pull request's build).
+    version_label: str | None = None
+
+    @property
+    def version(self) -> str:
+        version = self.version_label or self.tag
+        assert version is not None
+        return version
+
+
+@dataclass(frozen=True)
+class Preview:
+    """One pull request's instance of the preview environment."""
+
+    number: int
+    expires_at: int  # unix seconds; labels cannot hold ':' timestamps
+
+
+def release_for(env: Environment, image_repository: str, overlay_dir: Path | None = None) -> Release:
+    """The environment's release: its configured tag, keeping a digest already pinned for it."""
     tag = _required(env, "image_tag", env.image_tag)
     if tag == "latest":
         raise OverlayError(f"environment {env.name!r}: image_tag 'latest' is not a version")
+    pinned = read_release(overlay_dir / RELEASE) if overlay_dir is not None else None
+    keep = pinned is not None and pinned.repository == image_repository and pinned.tag == tag
+    return Release(image_repository, tag, pinned.digest if keep and pinned else None)
+
+
+def read_release(path: Path) -> Release | None:
+    if not path.is_file():
+        return None
+    document = yaml.safe_load(path.read_text()) or {}
+    image = document.get("imageTag") or {}
+    if document.get("kind") != "ImageTagTransformer" or image.get("name") != IMAGE_NAME:
+        raise OverlayError(f"{_display(path)} is not an ImageTagTransformer for image {IMAGE_NAME!r}")
+    digest = image.get("digest")
+    if digest is not None and not DIGEST.match(str(digest)):
+        raise OverlayError(f"{_display(path)}: digest {digest!r} is not sha256:<64 lowercase hex>")
+    return Release(str(image.get("newName")), image.get("newTag"), digest)
+
+
+def render_release(env: Environment, release: Release) -> str:
+    """release.yaml: kustomize's image transformer, a file of its own so the pipeline can commit it."""
+    image: dict[str, Any] = {"name": IMAGE_NAME, "newName": release.repository}
+    if release.tag is not None:
+        image["newTag"] = release.tag
+    if release.digest is not None:
+        image["digest"] = release.digest
+    document = {
+        "apiVersion": "builtin",
+        "kind": "ImageTagTransformer",
+        "metadata": {"name": "release"},
+        "imageTag": image,
+    }
+    header = (
+        f"# The image {env.name} runs. Tag from config/environments.yaml (kit/k8s_overlays.py);\n"
+        "# the digest is written by `python -m kit.k8s_overlays pin-image` and committed by the\n"
+        "# release pipeline, so git says what runs and a rollback is a revert. Regenerating keeps\n"
+        "# the digest while the tag holds.\n"
+    )
+    return header + dump(document)
+
+
+def _edge(config: EnvironmentsConfig) -> Edge:
+    if config.edge is None:
+        raise OverlayError("config/environments.yaml has no `edge:` (the shared Gateway)")
+    return config.edge
+
+
+def listener_name(env: Environment) -> str:
+    """The shared Gateway's HTTPS listener for an environment (one per environment)."""
+    return env.name
+
+
+def listener_hostname(env: Environment) -> str:
+    """The listener's hostname: the host, or for per-pull-request hosts the wildcard covering them."""
+    if env.host_template:
+        first, _, rest = env.host_template.partition(".")
+        if "{pr}" not in first or "{pr}" in rest or not rest:
+            raise OverlayError(
+                f"environment {env.name!r}: host_template must put {{pr}} in the first label only"
+            )
+        return f"*.{rest}"
+    return _required(env, "host", env.host)
+
+
+def _route_patch(env: Environment, edge: Edge) -> list[dict[str, Any]]:
+    parent = {
+        "group": "gateway.networking.k8s.io",
+        "kind": "Gateway",
+        "namespace": edge.gateway_namespace,
+        "name": edge.gateway_name,
+        "sectionName": listener_name(env),
+    }
+    return [
+        {"op": "replace", "path": "/spec/parentRefs/0", "value": parent},
+        {"op": "replace", "path": "/spec/hostnames", "value": [_required(env, "host", env.host)]},
+    ]
+
+
+def _peer(namespace: str, pod_labels: dict[str, str]) -> dict[str, Any]:
+    return {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+        "podSelector": {"matchLabels": dict(pod_labels)},
+    }
+
+
+def _policy_patch(edge: Edge) -> list[dict[str, Any]]:
+    """The API admits the edge proxies named in config (the first peer of its first ingress rule)."""
+    peer = _peer(edge.proxy_peer.namespace, edge.proxy_peer.pod_labels)
+    return [{"op": "replace", "path": "/spec/ingress/0/from/0", "value": peer}]
+
+
+def _zone_patch(env: Environment) -> list[dict[str, Any]]:
+    """Zone spread enforced: DoNotSchedule, and minDomains so too few zones cannot pass as even."""
+    constraint = "/spec/template/spec/topologySpreadConstraints/0"
+    return [
+        {"op": "test", "path": f"{constraint}/topologyKey", "value": "topology.kubernetes.io/zone"},
+        {"op": "replace", "path": f"{constraint}/whenUnsatisfiable", "value": "DoNotSchedule"},
+        {"op": "add", "path": f"{constraint}/minDomains", "value": env.min_zones},
+    ]
+
+
+def _policy(
+    name: str,
+    component: str | None,
+    pod_labels: dict[str, str],
+    ingress: list[dict[str, Any]] | None = None,
+    egress: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A NetworkPolicy for the pods with `pod_labels`, of the types it has rules for."""
+    metadata: dict[str, Any] = {"name": name}
+    if component:
+        metadata["labels"] = {"app.kubernetes.io/component": component}
+    spec: dict[str, Any] = {"podSelector": {"matchLabels": pod_labels}, "policyTypes": []}
+    if ingress is not None:
+        spec["policyTypes"].append("Ingress")
+        spec["ingress"] = ingress
+    if egress is not None:
+        spec["policyTypes"].append("Egress")
+        spec["egress"] = egress
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": metadata, "spec": spec}
+
+
+def _environment_objects(env: Environment, config: EnvironmentsConfig) -> list[dict[str, Any]]:
+    """Objects only some environments have: tracing egress, load-test ingress, preview limits."""
+    objects: list[dict[str, Any]] = []
+    if env.tracing:
+        collector = config.tracing_collector
+        if collector is None:
+            raise OverlayError(f"environment {env.name!r} has tracing: true but no tracing_collector")
+        objects.append(
+            _policy(
+                "reference-service-otlp",
+                None,
+                {"app.kubernetes.io/name": SERVICE},
+                egress=[
+                    {
+                        "to": [_peer(collector.namespace, collector.pod_labels)],
+                        "ports": [{"port": collector.port, "protocol": "TCP"}],
+                    }
+                ],
+            )
+        )
+    if env.load_testing is not None:
+        if not config.loadtest_namespace:
+            raise OverlayError(f"environment {env.name!r} has load_testing but no loadtest_namespace")
+        objects.append(
+            _policy(
+                "reference-service-api-loadtest",
+                "api",
+                {"app.kubernetes.io/name": SERVICE, "app.kubernetes.io/component": "api"},
+                ingress=[
+                    {
+                        "from": [_peer(config.loadtest_namespace, LOCUST_WORKER_LABELS)],
+                        "ports": [{"port": "http", "protocol": "TCP"}],
+                    }
+                ],
+            )
+        )
+    if env.quota is not None:
+        hard = {
+            "requests.cpu": env.quota.cpu,
+            "limits.cpu": env.quota.cpu,
+            "requests.memory": env.quota.memory,
+            "limits.memory": env.quota.memory,
+            "pods": str(env.quota.pods),
+            "services.loadbalancers": "0",
+            "services.nodeports": "0",
+        }
+        api = _resources(env, "api")
+        objects += [
+            {
+                "apiVersion": "v1",
+                "kind": "ResourceQuota",
+                "metadata": {"name": "reference-service"},
+                "spec": {"hard": hard},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "LimitRange",
+                "metadata": {"name": "reference-service"},
+                # Defaults for any pod that names none (a debug pod): the API's own size.
+                "spec": {
+                    "limits": [
+                        {"type": "Container", "default": api["limits"], "defaultRequest": api["requests"]}
+                    ]
+                },
+            },
+        ]
+    return objects
+
+
+def _rate_limit_literals(env: Environment) -> list[str]:
+    if env.load_testing is None:
+        return []
+    if env.name == "prod":
+        raise OverlayError("environment 'prod': load_testing may not change production's rate limits")
+    known = {"login", "write", "read", "register"}
+    unknown = set(env.load_testing.rate_limits) - known
+    if unknown:
+        raise OverlayError(
+            f"environment {env.name!r}: load_testing.rate_limits: unknown classes {sorted(unknown)} "
+            f"(known: {', '.join(sorted(known))})"
+        )
+    literals = []
+    for route_class, limit in sorted(env.load_testing.rate_limits.items()):
+        if not re.fullmatch(r"[1-9][0-9]*/(second|minute|hour|day)", limit):
+            raise OverlayError(
+                f"environment {env.name!r}: load_testing.rate_limits.{route_class}: {limit!r} "
+                "is not a limit like '600/minute'"
+            )
+        literals.append(f"RATE_LIMIT_{route_class.upper()}={limit}")
+    return literals
+
+
+def render_kustomization(
+    env: Environment, config: EnvironmentsConfig, release: Release, preview: Preview | None = None
+) -> str:
+    _required(env, "host", env.host)
+    edge = _edge(config)
     components = []
     if env.autoscaling is not None:
         components.append("../../components/autoscaling")
@@ -190,60 +485,166 @@ def render_kustomization(env: Environment, image_repository: str) -> str:
     replicas = [{"name": WORKER_DEPLOYMENT, "count": env.worker_replicas}]
     if env.autoscaling is None:
         replicas.insert(0, {"name": API_DEPLOYMENT, "count": env.replicas})
-    ingress_host = [
-        {"op": "replace", "path": "/spec/rules/0/host", "value": host},
-        {"op": "replace", "path": "/spec/tls/0/hosts/0", "value": host},
+    literals = [f"ENVIRONMENT={env.name}", f"LOG_LEVEL={env.log_level}", f"TRUSTED_HOSTS={env.host}"]
+    if env.tracing and config.tracing_collector is not None:
+        literals.append(f"OTEL_EXPORTER_OTLP_ENDPOINT={config.tracing_collector.endpoint}")
+    literals += _rate_limit_literals(env)
+    labels: list[dict[str, Any]] = [
+        {
+            "pairs": {
+                "app.kubernetes.io/name": SERVICE,
+                "app.kubernetes.io/instance": instance_name(env),
+                "app.kubernetes.io/version": release.version,
+                "app.kubernetes.io/part-of": PART_OF,
+                "app.kubernetes.io/managed-by": "kustomize",
+            },
+            "includeSelectors": False,
+            "includeTemplates": True,
+        }
     ]
+    if preview is not None:
+        labels.append(
+            {
+                "pairs": {
+                    PREVIEW_PR_LABEL: str(preview.number),
+                    PREVIEW_EXPIRES_LABEL: str(preview.expires_at),
+                },
+                "includeSelectors": False,
+            }
+        )
+    patches: list[dict[str, Any]] = [
+        {"path": ENV_SETTINGS},
+        {"target": {"kind": "HTTPRoute", "name": ROUTE}, "patch": dump(_route_patch(env, edge))},
+        {"target": {"kind": "NetworkPolicy", "name": API_POLICY}, "patch": dump(_policy_patch(edge))},
+    ]
+    if env.min_zones is not None:
+        if env.min_zones < 2:
+            raise OverlayError(f"environment {env.name!r}: min_zones must be at least 2")
+        patches.append(
+            {"target": {"kind": "Deployment", "name": API_DEPLOYMENT}, "patch": dump(_zone_patch(env))}
+        )
     document: dict[str, Any] = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "namespace": _required(env, "namespace", env.namespace),
-        "resources": ["../../base"],
+        "resources": ["../../base", ENV_RESOURCES] if _environment_objects(env, config) else ["../../base"],
         "components": components,
-        "labels": [
-            {
-                "pairs": {
-                    "app.kubernetes.io/name": SERVICE,
-                    "app.kubernetes.io/instance": instance_name(env),
-                    "app.kubernetes.io/version": tag,
-                    "app.kubernetes.io/part-of": PART_OF,
-                    "app.kubernetes.io/managed-by": "kustomize",
-                },
-                "includeSelectors": False,
-                "includeTemplates": True,
-            }
-        ],
-        "images": [{"name": IMAGE_NAME, "newName": image_repository, "newTag": tag}],
+        "labels": labels,
+        "transformers": [RELEASE],
         "replicas": replicas,
         "configMapGenerator": [
             {
                 "name": CONFIG_MAP,
                 "behavior": "merge",
                 # TRUSTED_HOSTS: only the environment's own host reaches the app through the
-                # ingress (probes and scrapes by pod IP are exempt in the app).
-                "literals": [
-                    f"ENVIRONMENT={env.name}",
-                    f"LOG_LEVEL={env.log_level}",
-                    f"TRUSTED_HOSTS={env.host}",
-                ],
+                # Gateway (probes and scrapes by pod IP are exempt in the app).
+                "literals": literals,
             }
         ],
-        "patches": [
-            {"path": ENV_SETTINGS},
-            {"target": {"kind": "Ingress", "name": INGRESS}, "patch": dump(ingress_host)},
-        ],
+        "patches": patches,
     }
     if not components:
         del document["components"]
     return _header("config/environments.yaml") + dump(document)
 
 
-def render_overlay(env: Environment, image_repository: str) -> dict[str, str]:
+def render_overlay(
+    env: Environment,
+    config: EnvironmentsConfig,
+    release: Release | None = None,
+    preview: Preview | None = None,
+) -> dict[str, str]:
     """File name -> content of one environment's overlay folder."""
-    return {
-        KUSTOMIZATION: render_kustomization(env, image_repository),
+    release = release or release_for(env, config.image_repository)
+    check_capacity(env, config.capacity)
+    files = {
+        KUSTOMIZATION: render_kustomization(env, config, release, preview),
         ENV_SETTINGS: render_env_settings(env),
+        RELEASE: render_release(env, release),
     }
+    extra = _environment_objects(env, config)
+    if extra:
+        files[ENV_RESOURCES] = _header("config/environments.yaml") + dump_all(extra)
+    return files
+
+
+def render_gateway(config: EnvironmentsConfig) -> str:
+    """The shared Gateway: an HTTPS listener and a certificate per environment host.
+
+    Each listener admits routes from its environment's namespace only (previews: namespaces
+    labelled preview.kit/pr), so no environment can claim another's host. Previews share the
+    wildcard listener and certificate: a pull request costs no new certificate.
+    """
+    edge = _edge(config)
+    listeners: list[dict[str, Any]] = [
+        {
+            "name": "http",
+            "protocol": "HTTP",
+            "port": HTTP_PORT,
+            # Only the redirect to HTTPS (https-redirect.yaml) attaches here.
+            "allowedRoutes": {"namespaces": {"from": "Same"}},
+        }
+    ]
+    certificates: list[dict[str, Any]] = []
+    for env in deployed(config):
+        hostname = listener_hostname(env)
+        # Named after the service: the certificate-expiry alert selects reference-service-.*
+        secret = f"{SERVICE}-{env.name}-tls"
+        namespaces: dict[str, Any]
+        if env.namespace_template:
+            namespaces = {"matchExpressions": [{"key": PREVIEW_PR_LABEL, "operator": "Exists"}]}
+        else:
+            namespaces = {
+                "matchLabels": {"kubernetes.io/metadata.name": _required(env, "namespace", env.namespace)}
+            }
+        listeners.append(
+            {
+                "name": listener_name(env),
+                "protocol": "HTTPS",
+                "port": HTTPS_PORT,
+                "hostname": hostname,
+                "tls": {"mode": "Terminate", "certificateRefs": [{"kind": "Secret", "name": secret}]},
+                "allowedRoutes": {
+                    "namespaces": {"from": "Selector", "selector": namespaces},
+                    "kinds": [{"kind": "HTTPRoute"}],
+                },
+            }
+        )
+        certificates.append(
+            {
+                "apiVersion": "cert-manager.io/v1",
+                "kind": "Certificate",
+                "metadata": {"name": secret, "namespace": edge.gateway_namespace},
+                "spec": {
+                    "secretName": secret,
+                    "dnsNames": [hostname],
+                    "issuerRef": {
+                        "group": "cert-manager.io",
+                        "kind": "ClusterIssuer",
+                        "name": edge.cluster_issuer,
+                    },
+                    "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+                    # Renewal starts 30 days before expiry: the expiry alerts fire long after it failed.
+                    "renewBefore": "720h",
+                },
+            }
+        )
+    documents: list[Any] = [
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "GatewayClass",
+            "metadata": {"name": edge.gateway_class},
+            "spec": {"controllerName": "gateway.envoyproxy.io/gatewayclass-controller"},
+        },
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": edge.gateway_name, "namespace": edge.gateway_namespace},
+            "spec": {"gatewayClassName": edge.gateway_class, "listeners": listeners},
+        },
+        *certificates,
+    ]
+    return _header("config/environments.yaml (edge, hosts)") + dump_all(documents)
 
 
 def _display(path: Path) -> str:
@@ -306,11 +707,15 @@ def render_all(config: EnvironmentsConfig | None = None, k8s_dir: Path = K8S) ->
     config = config or environments.load()
     outputs: dict[Path, str] = {}
     for env in deployed(config):
-        for name, text in render_overlay(env, config.image_repository).items():
-            outputs[k8s_dir / "overlays" / env.name / name] = text
+        overlay = k8s_dir / "overlays" / env.name
+        preview = Preview(0, 0) if env.namespace_template else None  # the placeholder: expired
+        release = release_for(env, config.image_repository, overlay)
+        for name, text in render_overlay(env, config, release, preview).items():
+            outputs[overlay / name] = text
         if env.alerting:
             for name, text in render_alerting_component(env, config).items():
                 outputs[k8s_dir / ALERTING_COMPONENTS.relative_to(K8S) / env.name / name] = text
+    outputs[k8s_dir / PLATFORM_GATEWAY.relative_to(K8S) / GATEWAY_FILE] = render_gateway(config)
     return outputs
 
 
@@ -326,33 +731,55 @@ def write_outputs(outputs: dict[Path, str], only_changed: bool = True) -> list[P
     return written
 
 
-def render_preview(number: int, k8s_dir: Path, config: EnvironmentsConfig | None = None) -> list[Path]:
-    """Rewrite <k8s_dir>/overlays/preview for pull request `number` (namespace pr-<n>, its host)."""
+def parse_image(image: str, image_repository: str) -> tuple[str, str]:
+    """(repository, digest) of `<repository>@sha256:<hex>`, from the configured repository only."""
+    match = IMAGE_BY_DIGEST.match(image)
+    if not match:
+        raise OverlayError(f"image must look like <repository>@sha256:<64 lowercase hex>, got {image!r}")
+    if match["repository"] != image_repository:
+        raise OverlayError(f"image {image!r} is not from {image_repository} (config/environments.yaml)")
+    return match["repository"], match["digest"]
+
+
+def render_preview(
+    number: int,
+    k8s_dir: Path,
+    image: str,
+    config: EnvironmentsConfig | None = None,
+    now: float | None = None,
+) -> list[Path]:
+    """Rewrite <k8s_dir>/overlays/preview for pull request `number`, running its own image."""
     config = config or environments.load()
     env = config.get("preview").for_pull_request(number)
+    repository, digest = parse_image(image, config.image_repository)
+    ttl_hours = env.preview_ttl_hours or 0
+    if ttl_hours < 1:
+        raise OverlayError("environment 'preview' needs preview_ttl_hours >= 1")
+    expires_at = int((time.time() if now is None else now) + ttl_hours * 3600)
+    release = Release(repository, None, digest, version_label=f"pr-{number}")
     overlay = k8s_dir / "overlays" / "preview"
-    outputs = {overlay / name: text for name, text in render_overlay(env, config.image_repository).items()}
-    return write_outputs(outputs, only_changed=False)
+    files = render_overlay(env, config, release, Preview(number, expires_at))
+    return write_outputs({overlay / name: text for name, text in files.items()}, only_changed=False)
 
 
 def pin_image(overlay_dir: Path, digest: str) -> Path:
-    """Pin the promoted image by digest, as `kustomize edit set image` would.
+    """Record the promoted image's digest in the overlay's release.yaml.
 
     The tag stays for humans (`repo:0.1.0@sha256:...`); the runtime pulls by digest, so
-    what runs is exactly what was tested.
+    what runs is exactly what was tested, and the committed file says what that is.
     """
     if not DIGEST.match(digest):
         raise OverlayError(f"digest must look like sha256:<64 lowercase hex>, got {digest!r}")
-    path = overlay_dir / KUSTOMIZATION
-    if not path.is_file():
+    path = overlay_dir / RELEASE
+    if not (overlay_dir / KUSTOMIZATION).is_file():
         raise OverlayError(f"no {KUSTOMIZATION} in {overlay_dir}")
+    current = read_release(path)
+    if current is None:
+        raise OverlayError(f"no {RELEASE} in {overlay_dir} (run `make generate-k8s`)")
     text = path.read_text()
     header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
     document = yaml.safe_load(text)
-    images = [image for image in document.get("images", []) if image.get("name") == IMAGE_NAME]
-    if not images:
-        raise OverlayError(f"{path} has no images entry named {IMAGE_NAME!r}")
-    images[0]["digest"] = digest
+    document["imageTag"]["digest"] = digest
     path.write_text(header + dump(document))
     return path
 
@@ -370,6 +797,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command")
     preview = commands.add_parser("preview", help="render overlays/preview for one pull request")
     preview.add_argument("--pr", type=int, required=True, help="pull request number")
+    preview.add_argument(
+        "--image", required=True, help="the pull request's build: <repository>@sha256:<64 hex>"
+    )
     preview.add_argument("--k8s-dir", type=Path, default=K8S, help="k8s folder to edit (default: k8s/)")
     pin = commands.add_parser("pin-image", help="pin an overlay's image to a digest")
     pin.add_argument("overlay", help="environment name (overlay under k8s/overlays) or overlay folder")
@@ -377,7 +807,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "preview":
-            for path in render_preview(args.pr, args.k8s_dir):
+            for path in render_preview(args.pr, args.k8s_dir, args.image):
                 print(f"wrote {path}")
             return 0
         if args.command == "pin-image":

@@ -15,6 +15,7 @@ Load-test targets (``loadtests/targets.json``), schema version 1::
       "schema_version": 1,
       "source": "alerts/slo.yaml",
       "alerting_environment": "prod",
+      "page_burn_rates": [14.4, 6.0],     # critical burn rates: the gate must catch the slowest
       "routes": {"GET /api/v1/projects": "read", ...},   # "METHOD /route/template" -> class
       "environments": {
         "<env from config/environments.yaml>": {
@@ -26,18 +27,19 @@ Load-test targets (``loadtests/targets.json``), schema version 1::
               "endpoints": [{"method": "GET", "route": "/api/v1/projects"}, ...],
               "in_slo": true,                 # counted by the SLO alerts
               "latency_threshold_ms": 250,    # the latency SLI's "fast enough" bound
-              "p95_ms": 100,                  # gate: p95 must be <= this
+              "p95_ms": 100,                  # regression signal, reported next to the SLI verdict
               "p99_ms": 250,                  # informational
-              "max_error_ratio": 0.001,       # gate: (5xx + transport errors) / requests <= this
-              "min_throughput_rps": 100       # gate: sustained rate of this class >= this
+              "max_error_ratio": 0.001,       # the availability budget (1 - availability_objective)
+              "min_throughput_rps": 100       # the offered rate covers this with headroom
             }
           }
         }
       }
     }
 
-``max_error_ratio`` is the environment's error budget (1 - availability objective):
-the load gate fails on the same error share the availability alerts burn on.
+The load gate judges the SLIs themselves against the objectives (share of requests over the
+class's latency threshold; share of 5xx and unanswered requests), with a confidence bound;
+schema and reader in ``loadtests/targets.py``.
 """
 
 from __future__ import annotations
@@ -150,7 +152,7 @@ class _SelectorsModel(_Model):
     pod_regex: Text
     deployment_regex: Text
     hpa_name: Text
-    certificate_regex: Text
+    certificate_name: Annotated[str, Field(pattern=r"\{environment\}")]
 
 
 class _WindowModel(_Model):
@@ -280,7 +282,7 @@ class Selectors:
     pod_regex: str
     deployment_regex: str
     hpa_name: str
-    certificate_regex: str
+    certificate_name: str  # template: {environment}
 
 
 @dataclass(frozen=True)
@@ -562,6 +564,9 @@ def load_targets_document(spec: SloSpec) -> dict[str, Any]:
         "schema_version": 1,
         "source": "alerts/slo.yaml",
         "alerting_environment": spec.alerting_environment,
+        "page_burn_rates": sorted(
+            {w.burn_rate for w in spec.burn_rate_windows if w.severity == "critical"}, reverse=True
+        ),
         "routes": {
             f"{method} {route}": endpoint_class.name
             for endpoint_class in spec.endpoint_classes.values()

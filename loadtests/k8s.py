@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 
 import yaml
 
 from kit.paths import K8S, LOADTESTS
-from loadtests import shapes
+from loadtests import shapes, targets
 
 TARGET = K8S / "loadtest"
 # The locustfile and what it imports from this package (nothing else: no gate, no stack).
@@ -62,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         plan = shapes.fixed(args.rate, args.duration, args.warmup)
-    except ValueError as exc:
+        # The SLO classes' latency thresholds, counted exactly by every worker (see shapes.Plan).
+        plan = replace(plan, latency_bounds_ms=targets.load_document().latency_bounds_ms)
+    except (ValueError, targets.TargetsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for path, text in {JOURNEYS: journeys_configmap(), TARGET / "plan.env": plan_env(plan)}.items():

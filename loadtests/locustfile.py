@@ -36,7 +36,7 @@ from locust.runners import WorkerRunner
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from loadtests import accounts, shapes
-from loadtests.runstats import bucket_ms, percentile
+from loadtests.runstats import SliCounts, bucket_ms, merge, percentile
 
 # 3 significant digits instead of Locust's 2, so sub-10 ms endpoints are not rounded to whole ms.
 locust.stats.bucket_response_time = bucket_ms  # type: ignore[assignment] # float buckets work
@@ -70,6 +70,40 @@ class Clock:
             cls.tasks_executed += 1
 
 
+class Sli:
+    """Exact SLI counts per endpoint and the journey tasks' schedule lag, in the measured window.
+
+    The only process with users (or each worker in distributed mode) counts; the master sums the
+    workers' reports. Locally, counting starts when Locust's statistics are reset at the end of
+    the warm-up, so the SLIs and Locust's table cover the same requests.
+    """
+
+    counts: dict[str, SliCounts] = {}
+    schedule_lag_ms: dict[float, int] = {}
+    on_worker = False
+    started = False
+
+    @classmethod
+    def measuring(cls) -> bool:
+        return Clock.elapsed() >= PLAN.warmup_seconds if cls.on_worker else cls.started
+
+    @classmethod
+    def start(cls) -> None:
+        cls.counts, cls.schedule_lag_ms, cls.started = {}, {}, True
+
+    @classmethod
+    def record(cls, key: str, status: int, response_time_ms: float, lag_ms: float) -> None:
+        if cls.measuring():
+            counts = cls.counts.setdefault(key, SliCounts())
+            counts.record(status, response_time_ms, lag_ms, PLAN.latency_bounds_ms)
+
+    @classmethod
+    def record_lag(cls, lag_ms: float) -> None:
+        if cls.measuring():
+            bucket = bucket_ms(lag_ms)
+            cls.schedule_lag_ms[bucket] = cls.schedule_lag_ms.get(bucket, 0) + 1
+
+
 _sequence = iter(range(1_000_000_000))
 
 
@@ -80,13 +114,21 @@ class JourneyUser(FastHttpUser):
     connection_timeout = 10.0
     network_timeout = 10.0
     _next_start = 0.0
+    _lag_ms = 0.0
 
     def wait_time(self) -> float:
         # Keep to the schedule (catching up when late) rather than "wait after each request":
-        # a slow response then does not lower the offered rate, as in an open model.
+        # a slow response then does not lower the offered rate, as in an open model. A task
+        # that starts late carries its lag into its requests' corrected latency (see Sli).
         Clock.count_task()
         self._next_start += shapes.PACING_SECONDS
-        return max(0.0, self._next_start - time.monotonic())
+        wait = self._next_start - time.monotonic()
+        self._lag_ms = max(0.0, -wait) * 1000
+        Sli.record_lag(self._lag_ms)
+        return max(0.0, wait)
+
+    def context(self) -> dict[str, Any]:
+        return {"lag_ms": self._lag_ms}
 
     def on_start(self) -> None:
         self.number = next(_sequence)
@@ -167,14 +209,22 @@ class MemberUser(JourneyUser):
 
     def account_email(self) -> str:
         if self.number % NEWCOMER_EVERY == NEWCOMER_EVERY - 1:
-            email = f"newcomer-{uuid.uuid4().hex}@{accounts.EMAIL_DOMAIN}"
-            self.client.post(
-                shapes.REGISTER,
-                name=shapes.REGISTER,
-                json={"email": email, "name": "Load Newcomer", "password": accounts.password()},
-            )
-            return email
+            return self.register()
         return accounts.owner_email(self.number % OWNERS)
+
+    def register(self) -> str:
+        email = f"newcomer-{uuid.uuid4().hex}@{accounts.EMAIL_DOMAIN}"
+        self.client.post(
+            shapes.REGISTER,
+            name=shapes.REGISTER,
+            json={"email": email, "name": "Load Newcomer", "password": accounts.password()},
+        )
+        return email
+
+    @task(shapes.MEMBER_TASKS["signup"])
+    def sign_up(self) -> None:
+        """A visitor creates an account (and does not use it: the member keeps its session)."""
+        self.register()
 
     @task(shapes.MEMBER_TASKS["list"])
     def list_projects(self) -> None:
@@ -273,6 +323,8 @@ class Recorder:
     stopped_at: float | None = None
     timeline: list[dict[str, Any]] = []
     worker_tasks: dict[str, int] = {}
+    worker_sli: dict[str, dict[str, SliCounts]] = {}
+    worker_lag: dict[str, dict[float, int]] = {}
     _previous: dict[str, tuple[int, int, dict[float, int]]] = {}
 
     @classmethod
@@ -311,6 +363,7 @@ class Recorder:
         if cls.measuring_since is None and Clock.elapsed() >= PLAN.warmup_seconds:
             # End of the warm-up: what Locust reports (HTML too) from here on is the measurement.
             stats.reset_all()
+            Sli.start()
             cls._previous = {}
             cls.measuring_since = time.time()
 
@@ -324,6 +377,11 @@ class Recorder:
         cpu_warning = runner.cpu_warning_emitted or bool(getattr(runner, "worker_cpu_warning_emitted", False))
         executed = Clock.tasks_executed + sum(cls.worker_tasks.values())
         planned = sum(s.users * s.duration / shapes.PACING_SECONDS for s in PLAN.steps)
+        sli = dict(Sli.counts)
+        for worker in cls.worker_sli.values():
+            for key, counts in worker.items():
+                sli[key] = sli[key] + counts if key in sli else counts
+        lag = merge([Sli.schedule_lag_ms, *cls.worker_lag.values()])
         data = {
             "locust_version": locust.__version__,
             "host": environment.host,
@@ -338,18 +396,34 @@ class Recorder:
                     "num_requests": e.num_requests,
                     "num_failures": e.num_failures,
                     "response_times": e.response_times,
+                    "sli": sli[f"{e.method} {e.name}"].to_json() if f"{e.method} {e.name}" in sli else None,
                 }
                 for e in stats.entries.values()
             ],
             "errors": [e.to_dict() for e in stats.errors.values()],
             "timeline": cls.timeline,
+            "schedule_lag_ms": lag,
         }
         path.write_text(json.dumps(data))
+
+
+@events.request.add_listener
+def _count_sli(
+    request_type: str,
+    name: str,
+    response_time: float,
+    response: Any = None,
+    context: dict[str, Any] | None = None,
+    **_: Any,
+) -> None:
+    status = int(getattr(response, "status_code", 0) or 0)
+    Sli.record(f"{request_type} {name}", status, response_time, (context or {}).get("lag_ms", 0.0))
 
 
 @events.test_start.add_listener
 def _started(environment: Environment, **_: Any) -> None:
     Clock.started = time.monotonic()
+    Sli.on_worker = isinstance(environment.runner, WorkerRunner)
     if not isinstance(environment.runner, WorkerRunner):
 
         def sample_every_second() -> None:
@@ -371,12 +445,19 @@ def _stopped(environment: Environment, **_: Any) -> None:
 
 @events.report_to_master.add_listener
 def _report_tasks(client_id: str, data: dict[str, Any]) -> None:
+    # Running totals: the master keeps each worker's latest report.
     data["journey_tasks"] = Clock.tasks_executed
+    data["sli"] = {key: counts.to_json() for key, counts in Sli.counts.items()}
+    data["schedule_lag_ms"] = {str(k): v for k, v in Sli.schedule_lag_ms.items()}
 
 
 @events.worker_report.add_listener
 def _collect_tasks(client_id: str, data: dict[str, Any]) -> None:
     Recorder.worker_tasks[client_id] = int(data.get("journey_tasks", 0))
+    Recorder.worker_sli[client_id] = {
+        key: SliCounts.from_json(counts) for key, counts in data.get("sli", {}).items()
+    }
+    Recorder.worker_lag[client_id] = {float(k): int(v) for k, v in data.get("schedule_lag_ms", {}).items()}
 
 
 @events.quitting.add_listener

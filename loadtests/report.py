@@ -35,6 +35,8 @@ def endpoint_rows(stats: RunStats, targets: EnvironmentTargets) -> list[dict[str
     rows = []
     for e in sorted(stats.endpoints, key=lambda e: (e.name, e.method)):
         class_name, target = targets.target_for(e.method, e.name)
+        counts = e.sli
+        slow = counts.over(target.latency_threshold_ms) if counts and target else None
         rows.append(
             {
                 "endpoint": e.key,
@@ -42,6 +44,14 @@ def endpoint_rows(stats: RunStats, targets: EnvironmentTargets) -> list[dict[str
                 "requests": e.num_requests,
                 "failures": e.num_failures,
                 "error_ratio": e.error_ratio,
+                "slo_errors": counts.errors if counts else None,
+                "client_errors": counts.client_errors if counts else None,
+                "throttled": counts.throttled if counts else None,
+                "threshold_ms": target.latency_threshold_ms if target else None,
+                "over_threshold": slow,
+                "over_threshold_share": slow / counts.answered
+                if counts and slow is not None and counts.answered
+                else None,
                 "rps": stats.rps(e.num_requests),
                 "p50_ms": e.percentile(0.5),
                 "p95_ms": e.percentile(0.95),
@@ -53,25 +63,61 @@ def endpoint_rows(stats: RunStats, targets: EnvironmentTargets) -> list[dict[str
     return rows
 
 
-def _verdict_of(checks: list[Check], subject: str) -> str:
+def _endpoint_verdict(checks: list[Check], subject: str, class_name: str | None) -> str:
+    """Endpoints are judged through their class's SLIs; alone only for gross errors or 4xx."""
     verdicts = {c.verdict for c in checks if c.subject == subject}
-    for verdict in (Verdict.BREACH, Verdict.INCONCLUSIVE, Verdict.PASS):
+    for verdict in (Verdict.BREACH, Verdict.INCONCLUSIVE):
         if verdict in verdicts:
             return verdict.value
-    return "not gated"
+    return "ok" if class_name else "not gated"
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.2f}"
 
 
 def markdown_table(stats: RunStats, targets: EnvironmentTargets, result: GateResult) -> str:
+    """Per endpoint: what the SLIs counted and the latency figures (p95 against its reference)."""
     lines = [
-        "| endpoint | class | req | req/s | err % | p50 ms | p95 ms | p99 ms | p95 target | verdict |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|---|",
+        "| endpoint | class | req | req/s | 5xx + unanswered | 4xx / 429 | % over threshold "
+        "| p50 ms | p95 ms | p99 ms | p95 reference | endpoint check |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for r in endpoint_rows(stats, targets):
+        refused = f"{r['client_errors']} / {r['throttled']}" if r["client_errors"] is not None else "-"
+        over = (
+            f"{_share(r['over_threshold_share'])} (> {r['threshold_ms']:g} ms)"
+            if r["over_threshold_share"] is not None
+            else "-"
+        )
         lines.append(
             f"| `{r['endpoint']}` | {r['class'] or '-'} | {r['requests']} | {r['rps']:.1f} | "
-            f"{r['error_ratio'] * 100:.2f} | {_fmt(r['p50_ms'])} | {_fmt(r['p95_ms'])} | "
-            f"{_fmt(r['p99_ms'])} | "
-            f"{_fmt(r['target_p95_ms'])} | {_verdict_of(result.checks, r['endpoint'])} |"
+            f"{_count(r['slo_errors'])} | {refused} | {over} | {_fmt(r['p50_ms'])} | {_fmt(r['p95_ms'])} | "
+            f"{_fmt(r['p99_ms'])} | {_fmt(r['target_p95_ms'])} | "
+            f"{_endpoint_verdict(result.checks, r['endpoint'], r['class'])} |"
+        )
+    return "\n".join(lines)
+
+
+def sli_table(result: GateResult) -> str:
+    """Per class and for the service: each SLI, its sample, its burn and the verdict."""
+    rows = [c for c in result.checks if c.name.endswith(" SLI")]
+    if not rows:
+        return ""
+    lines = [
+        "| subject | SLI | requests | bad | bad % | budget % | needed to pass | verdict | detail |",
+        "|---|---|--:|--:|--:|--:|--:|---|---|",
+    ]
+    for c in rows:
+        bad = round((c.observed or 0) * (c.requests or 0))
+        lines.append(
+            f"| {c.subject} | {c.name.removesuffix(' SLI')} | {_count(c.requests)} | {bad} | "
+            f"{_share(c.observed)} | {_share(c.limit)} | {_count(c.needed)} | {c.verdict.value} | "
+            f"{c.message} |"
         )
     return "\n".join(lines)
 
@@ -98,7 +144,9 @@ def capacity_table(stats: RunStats) -> str:
 def markdown(stats: RunStats, targets: EnvironmentTargets, result: GateResult) -> str:
     plan = stats.plan
     other_checks = [
-        c for c in result.checks if c.subject in ("run", "all endpoints") or c.subject.startswith("class ")
+        c
+        for c in result.checks
+        if (c.subject == "run" or c.subject.startswith("class ")) and not c.name.endswith(" SLI")
     ]
     parts = [
         f"## Load test `{targets.environment}`: {result.verdict.value.upper()}",
@@ -109,6 +157,8 @@ def markdown(stats: RunStats, targets: EnvironmentTargets, result: GateResult) -
         f"offered, {stats.measured_seconds:.0f}s measured after {plan.warmup_seconds:.0f}s warm-up, against "
         f"`{stats.host}`. {stats.total_requests} requests, {stats.total_failures} failed; load generator "
         f"CPU {'SATURATED' if stats.cpu_warning else 'ok'}.",
+        "",
+        sli_table(result),
         "",
         markdown_table(stats, targets, result),
         "",
@@ -124,7 +174,7 @@ def markdown(stats: RunStats, targets: EnvironmentTargets, result: GateResult) -
 
 
 def junit(result: GateResult, stats: RunStats) -> str:
-    gated = [c for c in result.checks if c.verdict is not Verdict.INFO]
+    gated = [c for c in result.checks if c.verdict is not Verdict.INFO]  # not judged: a skipped case
     suite = ET.Element(
         "testsuite",
         {
@@ -132,6 +182,7 @@ def junit(result: GateResult, stats: RunStats) -> str:
             "tests": str(len(gated)),
             "failures": str(sum(c.verdict is Verdict.BREACH for c in gated)),
             "errors": str(sum(c.verdict is Verdict.INCONCLUSIVE for c in gated)),
+            "skipped": str(sum(c.verdict is Verdict.NOT_JUDGED for c in gated)),
             "time": f"{stats.measured_seconds:.1f}",
         },
     )
@@ -145,6 +196,8 @@ def junit(result: GateResult, stats: RunStats) -> str:
             ET.SubElement(case, "failure", {"message": check.message, "type": "breach"})
         elif check.verdict is Verdict.INCONCLUSIVE:
             ET.SubElement(case, "error", {"message": check.message, "type": "inconclusive"})
+        elif check.verdict is Verdict.NOT_JUDGED:
+            ET.SubElement(case, "skipped", {"message": check.message})
         else:
             ET.SubElement(case, "system-out").text = check.message
     ET.indent(suite)
@@ -161,9 +214,14 @@ def summary_json(stats: RunStats, targets: EnvironmentTargets, result: GateResul
         "plan": stats.plan.to_json(),
         "measured_seconds": stats.measured_seconds,
         "cpu_warning": stats.cpu_warning,
+        "foreign_cpu_cores": stats.foreign_cpu_cores,
         "total_requests": stats.total_requests,
         "total_failures": stats.total_failures,
         "tasks": {"planned": stats.tasks_planned, "executed": stats.tasks_executed},
+        "objectives": {
+            "availability": targets.availability_objective,
+            "latency": targets.latency_objective,
+        },
         "endpoints": endpoint_rows(stats, targets),
         "checks": [{**asdict(c), "verdict": c.verdict.value} for c in result.checks],
         "capacity": capacity_knee(stats) if stats.plan.kind == "step" else [],

@@ -2,6 +2,12 @@
 
 Latencies are kept as histograms (bucket in ms -> count), as Locust keeps them, so runs can be
 merged and compared after the fact. Percentiles use Locust's nearest-rank rule.
+
+The SLIs are counted separately and exactly (:class:`SliCounts`): per endpoint, the requests
+answered 5xx, not answered at all (refused, reset, timed out), answered 4xx or 429 (neither is an
+SLO error), and how many answered requests took at most each SLO latency threshold, compared on
+the raw response time, so the gate counts "over 250 ms" the way Prometheus's ``le="0.25"``
+bucket does, never from a rounded histogram or a percentile.
 """
 
 from __future__ import annotations
@@ -55,6 +61,97 @@ def _histogram(raw: Mapping[str, int] | Mapping[float, int]) -> Histogram:
     return {float(k): int(v) for k, v in raw.items()}
 
 
+@dataclass
+class SliCounts:
+    """What the SLIs count for one endpoint over the measured window.
+
+    ``within_ms[b]``: answered requests (not 5xx, not a transport error) whose response time was
+    at most ``b`` ms. ``within_corrected_ms[b]``: the same with the task's schedule lag added,
+    i.e. timed from when the request was due rather than when it was sent (coordinated
+    omission correction: a user that fell behind its schedule waited that long too).
+    """
+
+    requests: int = 0
+    server_errors: int = 0  # 5xx
+    transport_errors: int = 0  # no HTTP answer: refused, reset, timed out
+    client_errors: int = 0  # 4xx other than 429: not SLO errors
+    throttled: int = 0  # 429: not an SLO error either
+    within_ms: dict[float, int] = field(default_factory=dict)
+    within_corrected_ms: dict[float, int] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> int:
+        """SLO errors: 5xx and requests that got no answer."""
+        return self.server_errors + self.transport_errors
+
+    @property
+    def answered(self) -> int:
+        """Requests the latency SLI counts (as the alert rules: everything but 5xx)."""
+        return self.requests - self.errors
+
+    def over(self, bound_ms: float, corrected: bool = True) -> int | None:
+        """Answered requests slower than ``bound_ms``; ``None`` when the run did not count that bound."""
+        within = (self.within_corrected_ms if corrected else self.within_ms).get(float(bound_ms))
+        return None if within is None else self.answered - within
+
+    def record(self, status: int, response_time_ms: float, lag_ms: float, bounds: Iterable[float]) -> None:
+        """Count one request (``status`` 0 = no HTTP answer, as Locust's FastHttpUser reports it)."""
+        self.requests += 1
+        if status == 0:
+            self.transport_errors += 1
+            return
+        if status >= 500:
+            self.server_errors += 1
+            return
+        if status == 429:
+            self.throttled += 1
+        elif status >= 400:
+            self.client_errors += 1
+        for bound in bounds:
+            if response_time_ms <= bound:
+                self.within_ms[bound] = self.within_ms.get(bound, 0) + 1
+            else:
+                self.within_ms.setdefault(bound, 0)
+            if response_time_ms + lag_ms <= bound:
+                self.within_corrected_ms[bound] = self.within_corrected_ms.get(bound, 0) + 1
+            else:
+                self.within_corrected_ms.setdefault(bound, 0)
+
+    def __add__(self, other: SliCounts) -> SliCounts:
+        return SliCounts(
+            self.requests + other.requests,
+            self.server_errors + other.server_errors,
+            self.transport_errors + other.transport_errors,
+            self.client_errors + other.client_errors,
+            self.throttled + other.throttled,
+            merge([self.within_ms, other.within_ms]),
+            merge([self.within_corrected_ms, other.within_corrected_ms]),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "server_errors": self.server_errors,
+            "transport_errors": self.transport_errors,
+            "client_errors": self.client_errors,
+            "throttled": self.throttled,
+            "within_ms": {str(k): v for k, v in self.within_ms.items()},
+            "within_corrected_ms": {str(k): v for k, v in self.within_corrected_ms.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SliCounts:
+        return cls(
+            int(data["requests"]),
+            int(data["server_errors"]),
+            int(data["transport_errors"]),
+            int(data["client_errors"]),
+            int(data["throttled"]),
+            _histogram(data["within_ms"]),
+            _histogram(data["within_corrected_ms"]),
+        )
+
+
 @dataclass(frozen=True)
 class EndpointStats:
     method: str
@@ -62,6 +159,7 @@ class EndpointStats:
     num_requests: int
     num_failures: int
     response_times: Histogram
+    sli: SliCounts | None = None  # None: the run predates SLI counting (or came from elsewhere)
 
     @property
     def key(self) -> str:
@@ -98,6 +196,8 @@ class RunStats:
     tasks_executed: int = 0
     timeline: list[TimelinePoint] = field(default_factory=list)
     locust_version: str = ""
+    schedule_lag_ms: Histogram = field(default_factory=dict)  # per journey task: how late it started
+    foreign_cpu_cores: float | None = None  # other processes' CPU during the run (set by the runner)
 
     @property
     def total_requests(self) -> int:
@@ -127,6 +227,7 @@ class RunStats:
                     int(e["num_requests"]),
                     int(e["num_failures"]),
                     _histogram(e["response_times"]),
+                    SliCounts.from_json(e["sli"]) if e.get("sli") is not None else None,
                 )
                 for e in data["endpoints"]
             ],
@@ -144,6 +245,7 @@ class RunStats:
                 for p in data.get("timeline", [])
             ],
             locust_version=data.get("locust_version", ""),
+            schedule_lag_ms=_histogram(data.get("schedule_lag_ms", {})),
         )
 
     @classmethod

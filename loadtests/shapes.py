@@ -40,8 +40,10 @@ TASK_REQUESTS: dict[str, dict[str, int]] = {
     "update": {f"PATCH {PROJECT}": 1},
     "delete": {f"DELETE {PROJECT}": 1},
     "relogin": {f"POST {LOGOUT}": 1, f"POST {LOGIN}": 1, f"GET {ME}": 1},
+    "signup": {f"POST {REGISTER}": 1},
 }
-MEMBER_TASKS: dict[str, int] = {"list": 40, "get": 30, "create": 10, "update": 12, "relogin": 8}
+# "signup" is a visitor creating an account, so register is measured, not only in the warm-up.
+MEMBER_TASKS: dict[str, int] = {"list": 40, "get": 30, "create": 10, "update": 12, "relogin": 8, "signup": 2}
 MANAGER_TASKS: dict[str, int] = {"list": 20, "get": 10, "create": 30, "delete": 40}
 # Locust spreads users over classes by weight: one manager per ten journey users.
 MEMBER_WEIGHT, MANAGER_WEIGHT = 9, 1
@@ -95,12 +97,16 @@ class Plan:
     """A load shape: warm-up (excluded from the figures), then measured steps, then stop.
 
     ``background_users`` (health and metrics scrapers) run on top of the journey users.
+    ``latency_bounds_ms`` are the SLO classes' latency thresholds: the locustfile counts, per
+    endpoint, the requests at or under each bound from the exact response time (Locust's own
+    histogram rounds, so it cannot say which side of 250 ms a 250.4 ms request fell).
     """
 
     kind: ShapeKind
     warmup_seconds: float
     steps: tuple[Step, ...]
     background_users: int = BACKGROUND_USERS
+    latency_bounds_ms: tuple[float, ...] = ()
 
     @property
     def duration(self) -> float:
@@ -140,6 +146,7 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["steps"] = [asdict(s) for s in self.steps]
+        data["latency_bounds_ms"] = list(self.latency_bounds_ms)
         return data
 
     @classmethod
@@ -149,6 +156,7 @@ class Plan:
             warmup_seconds=float(data["warmup_seconds"]),
             steps=tuple(Step(**s) for s in data["steps"]),
             background_users=int(data.get("background_users", BACKGROUND_USERS)),
+            latency_bounds_ms=tuple(float(b) for b in data.get("latency_bounds_ms", ())),
         )
 
 

@@ -1,46 +1,124 @@
 """Read the load-test targets that the SLO spec generates (``loadtests/targets.json``).
 
 The numbers are owned by the SLO spec (``alerts/slo.yaml`` -> ``kit/slo.py``); this module only
-reads them, so the gate, the alert rules and the dashboards cannot drift apart.
+reads them, through a strict schema (unknown keys are refused, every error names its key path),
+so the gate, the alert rules and the dashboards cannot drift apart.
 
-Shape: per environment -> per endpoint class -> ``{p95_ms, p99_ms, max_error_ratio,
-min_throughput_rps}``, plus a mapping from route (``"METHOD /template"`` or ``"/template"``) to
-endpoint class.
+What the gate uses per environment: the availability and latency objectives (the verdict) and
+per endpoint class its latency threshold (what "slow" means) and whether it is in the SLO. The
+p95/p99 targets are a regression signal shown next to the verdict; ``min_throughput_rps`` sets
+the offered rate (every class gets it with headroom) and is reported, not judged.
+``page_burn_rates`` are the burn rates the alerts page on: a judged SLI must catch the slowest.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kit.paths import LOADTESTS
 
 TARGETS_FILE = LOADTESTS / "targets.json"
+
+Objective = Annotated[float, Field(gt=0, lt=1)]
+NonNegative = Annotated[float, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0)]
 
 
 class TargetsError(ValueError):
     """The targets file is missing, malformed, or has no entry for what was asked."""
 
 
-@dataclass(frozen=True)
-class ClassTarget:
-    """Limits for one endpoint class in one environment (``None`` = not gated)."""
-
-    p95_ms: float | None
-    p99_ms: float | None
-    max_error_ratio: float | None
-    min_throughput_rps: float | None
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-@dataclass(frozen=True)
-class EnvironmentTargets:
-    environment: str
+class Endpoint(_Strict):
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    route: Annotated[str, Field(pattern=r"^/")]
+
+
+class ClassTarget(_Strict):
+    """One endpoint class in one environment (``None`` = no such reference)."""
+
+    endpoints: tuple[Endpoint, ...] = ()
+    in_slo: bool = True
+    latency_threshold_ms: Positive
+    p95_ms: NonNegative | None = None  # regression signal, reported
+    p99_ms: NonNegative | None = None  # informational
+    max_error_ratio: Annotated[float, Field(ge=0, le=1)] | None = None  # = 1 - availability_objective
+    min_throughput_rps: NonNegative | None = None  # sets the offered rate; reported
+
+
+class EnvironmentDocument(_Strict):
+    availability_objective: Objective
+    latency_objective: Objective
+    min_throughput_rps: NonNegative | None = None
     classes: dict[str, ClassTarget]
-    routes: dict[str, str]
+
+    @model_validator(mode="after")
+    def _error_ratio_is_the_budget(self) -> EnvironmentDocument:
+        budget = 1 - self.availability_objective
+        for name, target in self.classes.items():
+            if target.max_error_ratio is not None and abs(target.max_error_ratio - budget) > 1e-6:
+                raise ValueError(
+                    f"classes.{name}.max_error_ratio {target.max_error_ratio:g} is not the availability "
+                    f"budget 1 - {self.availability_objective:g}"
+                )
+        return self
+
+
+class TargetsDocument(_Strict):
+    schema_version: Literal[1]
     source: str
-    min_throughput_rps: float | None = None  # all endpoints together
+    alerting_environment: str
+    page_burn_rates: Annotated[tuple[Annotated[float, Field(gt=1)], ...], Field(min_length=1)]
+    routes: dict[Annotated[str, Field(pattern=r"^([A-Z]+ )?/")], str]
+    environments: dict[str, EnvironmentDocument]
+
+    @property
+    def latency_bounds_ms(self) -> tuple[float, ...]:
+        """Every class's latency threshold in any environment: what the locustfile counts exactly."""
+        return tuple(
+            sorted(
+                {
+                    float(t.latency_threshold_ms)
+                    for e in self.environments.values()
+                    for t in e.classes.values()
+                }
+            )
+        )
+
+    @model_validator(mode="after")
+    def _routes_name_known_classes(self) -> TargetsDocument:
+        for env, document in self.environments.items():
+            unknown = sorted({c for c in self.routes.values() if c not in document.classes})
+            if unknown:
+                raise ValueError(f"routes name classes without targets in environments.{env}: {unknown}")
+        return self
+
+
+class EnvironmentTargets:
+    """The targets of one environment, as the gate and the reports read them."""
+
+    def __init__(self, environment: str, document: TargetsDocument, source: str) -> None:
+        env = document.environments[environment]
+        self.environment = environment
+        self.source = source
+        self.routes = dict(document.routes)
+        self.classes = dict(env.classes)
+        self.availability_objective = env.availability_objective
+        self.latency_objective = env.latency_objective
+        self.min_throughput_rps = env.min_throughput_rps  # all endpoints together
+        self.page_burn_rates = document.page_burn_rates
+
+    @property
+    def latency_bounds_ms(self) -> tuple[float, ...]:
+        """Every class's latency threshold: what the locustfile must count exactly."""
+        return tuple(sorted({float(t.latency_threshold_ms) for t in self.classes.values()}))
 
     def class_of(self, method: str, route: str) -> str | None:
         """Endpoint class of a request (``method`` + route template); ``None`` when unmapped."""
@@ -51,61 +129,41 @@ class EnvironmentTargets:
         return name, (self.classes.get(name) if name else None)
 
 
-def _number(raw: dict[str, Any], key: str, where: str) -> float | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise TargetsError(f"{where}.{key} must be a non-negative number, got {value!r}")
-    return float(value)
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{where}: {message}{more}" if where else f"{message}{more}"
 
 
-def _class_target(raw: Any, where: str) -> ClassTarget:
-    if not isinstance(raw, dict):
-        raise TargetsError(f"{where} must be a mapping of limits, got {type(raw).__name__}")
-    return ClassTarget(
-        p95_ms=_number(raw, "p95_ms", where),
-        p99_ms=_number(raw, "p99_ms", where),
-        max_error_ratio=_number(raw, "max_error_ratio", where),
-        min_throughput_rps=_number(raw, "min_throughput_rps", where),
-    )
+def parse_document(data: Any, source: str = "targets") -> TargetsDocument:
+    try:
+        return TargetsDocument.model_validate(data)
+    except ValidationError as error:
+        raise TargetsError(f"{source}: {_first_error(error)}") from None
+
+
+def _select(document: TargetsDocument, environment: str, source: str) -> EnvironmentTargets:
+    if environment not in document.environments:
+        known = ", ".join(sorted(document.environments)) or "none"
+        raise TargetsError(f"{source}: no targets for environment {environment!r} (known: {known})")
+    return EnvironmentTargets(environment, document, source)
 
 
 def parse(data: Any, environment: str, source: str = "targets") -> EnvironmentTargets:
-    if not isinstance(data, dict) or not isinstance(data.get("environments"), dict):
-        raise TargetsError(f"{source}: expected an object with an 'environments' mapping")
-    environments = data["environments"]
-    if environment not in environments:
-        known = ", ".join(sorted(environments)) or "none"
-        raise TargetsError(f"{source}: no targets for environment {environment!r} (known: {known})")
-    raw_env = environments[environment]
-    # Accept {"classes": {...}} or the classes directly under the environment.
-    raw_classes = raw_env.get("classes", raw_env) if isinstance(raw_env, dict) else None
-    if not isinstance(raw_classes, dict):
-        raise TargetsError(f"{source}: environments.{environment} must be a mapping of endpoint classes")
-    classes = {
-        name: _class_target(value, f"environments.{environment}.{name}")
-        for name, value in raw_classes.items()
-    }
-    routes = data.get("routes", {})
-    if not isinstance(routes, dict) or not all(isinstance(v, str) for v in routes.values()):
-        raise TargetsError(f"{source}: 'routes' must map route templates to endpoint class names")
-    unknown = sorted({c for c in routes.values() if c not in classes})
-    if unknown:
-        raise TargetsError(f"{source}: routes refer to classes without targets in {environment}: {unknown}")
-    total = (
-        _number(raw_env, "min_throughput_rps", f"environments.{environment}")
-        if "classes" in raw_env
-        else None
-    )
-    return EnvironmentTargets(environment, classes, dict(routes), source, total)
+    return _select(parse_document(data, source), environment, source)
 
 
-def load(environment: str, path: Path = TARGETS_FILE) -> EnvironmentTargets:
+def load_document(path: Path = TARGETS_FILE) -> TargetsDocument:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise TargetsError(f"{path} not found: generate it from the SLO spec (make generate)") from None
     except json.JSONDecodeError as exc:
         raise TargetsError(f"{path} is not valid JSON: {exc}") from None
-    return parse(data, environment, source=str(path))
+    return parse_document(data, str(path))
+
+
+def load(environment: str, path: Path = TARGETS_FILE) -> EnvironmentTargets:
+    return _select(load_document(path), environment, str(path))

@@ -70,7 +70,7 @@ INFRA_EXPOSITION = {
     ),
     "/cert-manager": (
         f'certmanager_certificate_expiration_timestamp_seconds{{namespace="{NAMESPACE}",'
-        'name="reference-service-tls"} {expiry}\n'
+        'name="reference-service-prod-tls"} {expiry}\n'
     ),
     "/cadvisor": "\n".join(
         [

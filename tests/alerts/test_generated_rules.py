@@ -117,6 +117,13 @@ def test_every_selector_is_scoped_to_its_job_and_its_environment(item: tuple[str
     op, namespace = _namespace_matcher(environment)
     if all(use.matchers.get("job") == SPEC.selectors.prometheus_job for use in uses):
         return  # the retention meta-check reads the Prometheus itself, in its own namespace
+    if all(use.matchers.get("job") == SPEC.selectors.cert_manager_job for use in uses):
+        # Certificates live in the shared Gateway's namespace: scoped by the environment's name.
+        edge = environments.load().edge
+        for use in uses:
+            assert use.matchers["name"] == SPEC.selectors.certificate_name.format(environment=environment)
+            assert use.matchers["namespace"] == (edge.gateway_namespace if edge else namespace)
+        return
     for use in uses:
         # Recorded series too: another environment's records share the names.
         assert use.matchers.get("namespace") == namespace, f"{use} is not scoped to {environment}"

@@ -38,3 +38,9 @@ def edit() -> Callable[[Path, str, str], None]:
         path.write_text(text.replace(old, new, 1))
 
     return replace
+
+
+@pytest.fixture(scope="session")
+def platform() -> list[Obj]:
+    """The shared edge (k8s/platform/gateway) rendered once per test session."""
+    return k8s_checks.render(K8S / "platform" / "gateway")

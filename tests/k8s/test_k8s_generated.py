@@ -16,6 +16,9 @@ from kit.k8s_overlays import PLACEHOLDER_RULES, OverlayError
 from kit.paths import ROOT
 from tests.k8s.support import CONFIG
 
+IMAGE = CONFIG.image_repository
+DIGEST = "sha256:" + "ab" * 32
+
 
 def test_generated_overlays_are_fresh() -> None:
     stale = k8s_overlays.stale_outputs(k8s_overlays.render_all())
@@ -98,7 +101,7 @@ def test_latest_is_refused_as_an_image_tag() -> None:
     from dataclasses import replace
 
     with pytest.raises(OverlayError, match="'latest' is not a version"):
-        k8s_overlays.render_kustomization(replace(prod, image_tag="latest"), CONFIG.image_repository)
+        k8s_overlays.release_for(replace(prod, image_tag="latest"), CONFIG.image_repository)
 
 
 @pytest.mark.parametrize(
@@ -106,7 +109,12 @@ def test_latest_is_refused_as_an_image_tag() -> None:
     [
         (["pin-image", "prod", "sha256:1234"], "digest must look like sha256:<64 lowercase hex>"),
         (["pin-image", "nowhere", "sha256:" + "a" * 64], "no kustomization.yaml in"),
-        (["preview", "--pr", "0"], "pull request number must be positive"),
+        (["preview", "--pr", "0", "--image", f"{IMAGE}@{DIGEST}"], "pull request number must be positive"),
+        (["preview", "--pr", "7", "--image", f"{IMAGE}:pr-7"], "image must look like <repository>@sha256:"),
+        (
+            ["preview", "--pr", "7", "--image", f"docker.io/someone/app@{DIGEST}"],
+            "is not from ghcr.io/example/reference-service",
+        ),
     ],
 )
 def test_cli_refuses_bad_input_in_one_line(

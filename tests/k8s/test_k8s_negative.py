@@ -13,6 +13,9 @@ from tests.k8s.support import expectations
 API = "base/api/deployment.yaml"
 WORKER = "base/worker/deployment.yaml"
 PROD = "overlays/prod/kustomization.yaml"
+RELEASE = "overlays/prod/release.yaml"
+ROUTE = "base/api/httproute.yaml"
+POLICIES = "base/networkpolicies.yaml"
 
 # (what is broken, file under k8s/, exact text, replacement, message the checks must print)
 BREAKAGES = [
@@ -37,10 +40,10 @@ BREAKAGES = [
         "          livenessProbe_removed:\n",
         "container 'worker': livenessProbe is missing",
     ),
-    ("latest tag", PROD, "newTag: 0.1.0", "newTag: latest", "uses the mutable tag `latest`"),
+    ("latest tag", RELEASE, "newTag: 0.1.0", "newTag: latest", "uses the mutable tag `latest`"),
     (
         "image without the overlay's registry",
-        PROD,
+        RELEASE,
         "newName: ghcr.io/example/reference-service",
         "newName: docker.io/someone/reference-service",
         "is not from ghcr.io/example/reference-service",
@@ -151,11 +154,95 @@ BREAKAGES = [
         "unknown fields ['rulez']",
     ),
     (
-        "Ingress TLS without a certificate",
-        "base/api/ingress.yaml",
-        "      secretName: reference-service-tls\n",
+        "HTTPRoute backend on a port the Service lacks",
+        ROUTE,
+        "          port: 80\n",
+        "          port: 8080\n",
+        "HTTPRoute/reference-service: backend reference-service:8080 is not a Service port",
+    ),
+    (
+        "HTTPRoute that also routes /health",
+        ROUTE,
+        "value: /api}",
+        "value: /}",
+        "a rule must match only PathPrefix /api",
+    ),
+    (
+        "HTTPRoute attached to another Gateway",
+        PROD,
+        "        name: platform\n        sectionName: prod\n",
+        "        name: someone-elses\n        sectionName: prod\n",
+        "must be the shared Gateway ('gateway-system', 'platform')",
+    ),
+    (
+        "NetworkPolicy that no longer admits the Gateway's proxies",
+        PROD,
+        "gateway.envoyproxy.io/owning-gateway-name: platform",
+        "gateway.envoyproxy.io/owning-gateway-name: other",
+        "no NetworkPolicy admits the Gateway's proxies",
+    ),
+    (
+        "OTLP egress to an address range instead of the collector",
+        POLICIES,
+        "        - {port: 443, protocol: TCP}\n",
+        "        - {port: 4317, protocol: TCP}\n",
+        "egress to ports ['4317'] is not allowed",
+    ),
+    (
+        "hostname spread that strands pods",
+        API,
+        "          topologyKey: kubernetes.io/hostname\n          whenUnsatisfiable: ScheduleAnyway\n",
+        "          topologyKey: kubernetes.io/hostname\n          whenUnsatisfiable: DoNotSchedule\n",
+        "spread over kubernetes.io/hostname must be ScheduleAnyway",
+    ),
+    (
+        "tainted nodes counted as spread domains",
+        WORKER,
+        "          nodeTaintsPolicy: Honor\n",
+        "          nodeTaintsPolicy: Ignore\n",
+        "needs nodeTaintsPolicy: Honor",
+    ),
+    (
+        "prod zone spread only best effort",
+        PROD,
+        "      value: DoNotSchedule\n",
+        "      value: ScheduleAnyway\n",
+        "must be DoNotSchedule with minDomains >= 3",
+    ),
+    (
+        "no minReadySeconds",
+        API,
+        "  minReadySeconds: 5\n",
         "",
-        "every host needs TLS with a secretName",
+        "minReadySeconds must be set",
+    ),
+    (
+        "liveness probe that restarts a busy event loop",
+        API,
+        "            timeoutSeconds: 5\n            failureThreshold: 6\n",
+        "            timeoutSeconds: 2\n            failureThreshold: 3\n",
+        "livenessProbe would restart a busy event loop",
+    ),
+    (
+        "a Secret change that does not roll the worker",
+        WORKER,
+        "    secret.reloader.stakater.com/reload: reference-service-secrets\n",
+        "",
+        "reads Secret ['reference-service-secrets'] but a change would not roll it",
+    ),
+    (
+        "every proxy hop trusted",
+        "base/config.env",
+        "FORWARDED_ALLOW_IPS=10.0.0.0/8,172.16.0.0/12,192.168.0.0/16\n",
+        "FORWARDED_ALLOW_IPS=*\n",
+        "FORWARDED_ALLOW_IPS '*' trusts a client-written X-Forwarded-For",
+    ),
+    (
+        "Pod Security Standard version not pinned",
+        "base/namespace.yaml",
+        "pod-security.kubernetes.io/enforce-version: v1.32",
+        "pod-security.kubernetes.io/enforce-version: latest",
+        "pod-security.kubernetes.io/enforce-version must be pinned (v1.<minor>), not 'latest'",
     ),
     (
         "namespace not restricted",

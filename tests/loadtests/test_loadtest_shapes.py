@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import pytest
 
 from loadtests import shapes
@@ -49,8 +52,9 @@ def test_step_plan_raises_the_rate_each_step() -> None:
 
 
 def test_plans_survive_the_trip_through_json() -> None:
-    for plan in (shapes.fixed(80, 30), shapes.step(10, 10, 3, 5), shapes.smoke()):
-        assert shapes.Plan.from_json(plan.to_json()) == plan
+    bounded = replace(shapes.fixed(80, 30), latency_bounds_ms=(100.0, 250.0))
+    for plan in (shapes.fixed(80, 30), shapes.step(10, 10, 3, 5), shapes.smoke(), bounded):
+        assert shapes.Plan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,16 @@ def test_production_refuses_fault_injection_and_wildcard_cors() -> None:
         Settings(environment=Environment.PROD, jwt_secret=STRONG, cors_origins="*")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("environment", [Environment.STAGING, Environment.PROD])
+def test_production_like_environments_refuse_to_turn_rate_limits_off(environment: Environment) -> None:
+    """A load test raises staging's limits (RATE_LIMIT_* overrides); it never switches them off."""
+    with pytest.raises(ValidationError, match="RATE_LIMIT_ENABLED=false is refused"):
+        Settings(environment=environment, jwt_secret=STRONG, rate_limit_enabled=False)  # type: ignore[arg-type]
+    raised = Settings(environment=environment, jwt_secret=STRONG, rate_limit_write="12000/minute")  # type: ignore[arg-type]
+    assert raised.rate_limit_enabled
+    assert raised.rate_limit_write == "12000/minute"
+
+
 def test_local_runs_without_a_secret_and_lists_come_from_commas(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CORS_ORIGINS", "https://a.example, https://b.example")
     settings = Settings()

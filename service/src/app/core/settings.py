@@ -162,6 +162,9 @@ class Settings(BaseSettings):
                 self._refuse_weak_secret("WEBHOOK_SIGNING_SECRET", self.webhook_signing_secret)
             if self.fault_injection_error_ratio > 0:
                 raise ValueError("FAULT_INJECTION_ERROR_RATIO is refused in production environments")
+            # Load tests raise the limits (config/environments.yaml `load_testing`), never remove them.
+            if not self.rate_limit_enabled:
+                raise ValueError("RATE_LIMIT_ENABLED=false is refused in production environments")
             if "*" in self.cors_origins:
                 raise ValueError("CORS_ORIGINS may not contain '*' in production environments")
         return self
