@@ -40,8 +40,21 @@ worker: venv ## run the outbox worker (delivers project notifications to WEBHOOK
 	$(PY) -m app.worker
 
 .PHONY: migrate
-migrate: venv ## apply database migrations to DATABASE_URL
+migrate: venv ## apply database migrations (MIGRATION_DATABASE_URL, else DATABASE_URL outside staging/prod)
 	$(PY) -m app.migrate
+
+.PHONY: migration-lint
+migration-lint: venv ## flag drop/rename migrations that are not a marked contract step (also in make test)
+	$(PY) -m kit.migration_lint
+
+# --- backup and restore --------------------------------------------------------
+.PHONY: restore-drill
+restore-drill: venv ## back up a seeded PostgreSQL, restore it on a fresh server, smoke-test the service; RTO/RPO
+	$(PY) -m kit.restore_drill
+
+.PHONY: restore-drill-large
+restore-drill-large: venv ## the restore drill on 1M projects (minutes)
+	$(PY) -m kit.restore_drill --projects 1000000
 
 # --- checks ----------------------------------------------------------------
 .PHONY: lint
@@ -75,6 +88,10 @@ generate: generate-alerts generate-k8s generate-settings-doc ## regenerate every
 .PHONY: generate-settings-doc
 generate-settings-doc: venv ## rewrite the README's settings table from the Settings model
 	$(PY) -m kit.settings_doc
+
+.PHONY: runbooks-check
+runbooks-check: venv ## every command in runbooks/ against the repo (manifests, Makefile, parsers, flags, metrics)
+	$(PY) -m kit.runbook_commands
 
 .PHONY: alerts-check
 alerts-check: venv ## promtool/amtool checks and the alert, dashboard and runbook tests

@@ -45,7 +45,14 @@ NAMESPACE_WIDE = {
 }
 
 SECRET_NAME = "reference-service-secrets"  # noqa: S105 - a name, not a value
-SECRET_KEYS = {"DATABASE_URL", "REDIS_URL", "JWT_SECRET", "WEBHOOK_URL", "WEBHOOK_SIGNING_SECRET"}
+SECRET_KEYS = {
+    "DATABASE_URL",
+    "MIGRATION_DATABASE_URL",
+    "REDIS_URL",
+    "JWT_SECRET",
+    "WEBHOOK_URL",
+    "WEBHOOK_SIGNING_SECRET",
+}
 # Egress the service may have: DNS, PostgreSQL, Redis, the webhook over HTTPS.
 ALLOWED_EGRESS_PORTS = {53, 5432, 6379, 443}
 # OTLP (gRPC, HTTP): only to a collector named by namespace and pod labels, never an address range.

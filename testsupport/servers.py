@@ -53,7 +53,7 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _pg_tool(name: str) -> str:
+def pg_tool(name: str) -> str:
     for directory in PG_BIN_DIRS:
         candidate = Path(directory) / name
         if candidate.exists():
@@ -88,7 +88,7 @@ class PostgresServer:
     def psql(self, sql: str, database: str = "postgres") -> str:
         out = subprocess.run(
             [
-                _pg_tool("psql"),
+                pg_tool("psql"),
                 "-h",
                 self.host,
                 "-p",
@@ -127,7 +127,7 @@ def _spawn_postgres(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     uid, gid = _as_postgres_user()
     return subprocess.Popen(
         [
-            _pg_tool("postgres"),
+            pg_tool("postgres"),
             "-D",
             str(data_dir),
             "-p",
@@ -160,7 +160,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     if uid is not None and gid is not None:
         os.chown(base, uid, gid)
     subprocess.run(
-        [_pg_tool("initdb"), "-D", str(data_dir), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
+        [pg_tool("initdb"), "-D", str(data_dir), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
         check=True,
         capture_output=True,
         user=uid,

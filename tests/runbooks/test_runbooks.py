@@ -17,6 +17,7 @@ SPEC = slo.load()
 ALERT_NAMES = alerts_gen.alert_names(SPEC)
 INDEX = RUNBOOKS / "README.md"
 RUNBOOK_FILES = sorted(p for p in RUNBOOKS.glob("*.md") if p != INDEX)
+PROCEDURE_FILES = sorted((RUNBOOKS / "procedures").glob("*.md"))
 SECTIONS = ["Meaning", "Impact", "Diagnosis", "Mitigation", "Escalation"]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)|^\[[^\]]+\]:\s*(\S+)", re.MULTILINE)
 PROMQL_BLOCK = re.compile(r"```promql\n(.*?)```", re.DOTALL)
@@ -30,9 +31,18 @@ def test_one_runbook_per_alert_and_no_orphans() -> None:
     assert sorted(p.stem for p in RUNBOOK_FILES) == sorted(ALERT_NAMES)
 
 
-def test_index_lists_every_runbook() -> None:
+def test_index_lists_every_runbook_and_procedure() -> None:
     linked = {link for link in _links(INDEX) if link.endswith(".md")}
-    assert linked == {p.name for p in RUNBOOK_FILES}
+    assert {link for link in linked if "/" not in link} == {p.name for p in RUNBOOK_FILES}
+    assert {link for link in linked if "/" in link} == {f"procedures/{p.name}" for p in PROCEDURE_FILES}
+    assert len(PROCEDURE_FILES) >= 10
+
+
+@pytest.mark.parametrize("path", PROCEDURE_FILES, ids=lambda p: p.stem)
+def test_procedures_have_a_title_and_an_escalation_or_owner(path: Path) -> None:
+    text = path.read_text()
+    assert text.startswith("# ")
+    assert "## Escalation" in text or "## Who decides" in text
 
 
 @pytest.mark.parametrize("path", RUNBOOK_FILES, ids=lambda p: p.stem)
@@ -63,7 +73,7 @@ def test_promql_blocks_parse(path: Path) -> None:
         selector_uses(expr)  # raises ValueError with the parser's message
 
 
-@pytest.mark.parametrize("path", [*RUNBOOK_FILES, INDEX], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [*RUNBOOK_FILES, *PROCEDURE_FILES, INDEX], ids=lambda p: p.stem)
 def test_links_resolve(path: Path) -> None:
     for link in _links(path):
         if link.startswith(SPEC.service.grafana_base_url):
@@ -79,7 +89,7 @@ def test_links_resolve(path: Path) -> None:
             continue  # external systems (ticketing, heartbeat) are examples, not checked offline
         else:
             target, _, anchor = link.partition("#")
-            resolved = (path.parent / target).resolve()
+            resolved = (path.parent / target).resolve() if target else path
             assert resolved.exists(), f"{link} does not resolve"
             if anchor:
                 headings = {

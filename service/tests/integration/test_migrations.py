@@ -18,7 +18,7 @@ import app.identity.infrastructure.tables
 import app.outbox.tables
 import app.projects.infrastructure.tables  # noqa: F401 - tables on the metadata
 from app.core.database import metadata
-from app.migrate import alembic_config, downgrade, upgrade
+from app.migrate import BOOKKEEPING_TABLES, alembic_config, downgrade, include_name, upgrade
 from service.tests.conftest import make_settings
 from testsupport.servers import PostgresServer
 
@@ -43,7 +43,7 @@ async def _tables(url: str) -> set[str]:
     async with engine.connect() as conn:
         names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
     await engine.dispose()
-    return names - {"alembic_version"}
+    return names - BOOKKEEPING_TABLES
 
 
 def test_every_revision_upgrades_and_downgrades(empty_database: str) -> None:
@@ -67,7 +67,11 @@ def test_migrations_match_the_models(empty_database: str) -> None:
     async def diff() -> list[object]:
         engine = create_async_engine(empty_database)
         async with engine.connect() as conn:
-            result = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
+            result = await conn.run_sync(
+                lambda c: compare_metadata(
+                    MigrationContext.configure(c, opts={"include_name": include_name}), metadata
+                )
+            )
         await engine.dispose()
         return list(result)
 

@@ -1,87 +1,19 @@
-"""The service as production runs it: `python -m app.main` in its own process, on a free port."""
+"""The service in its own process, with the test suite's JWT secret (testsupport.app_process)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import httpx
 
 from service.tests.conftest import TEST_SECRET
-from testsupport.servers import free_port
+from testsupport.app_process import ServiceProcess
+from testsupport.app_process import service_process as _service_process
 
-# Settings a test process must not inherit from the developer's shell.
-_ISOLATED = ("REDIS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", "WEBHOOK_URL", "LOG_LEVEL", "DB_ECHO")
-
-
-@dataclass
-class ServiceProcess:
-    process: subprocess.Popen[bytes]
-    base_url: str
-    log_path: Path
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        """Every stdout line, parsed: a line that is not one JSON object fails the test."""
-        lines = self.log_path.read_text().splitlines()
-        parsed = []
-        for line in lines:
-            entry = json.loads(line)
-            assert isinstance(entry, dict), line
-            parsed.append(entry)
-        return parsed
-
-    def terminate(self, timeout: float = 30) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=timeout)
+__all__ = ["ServiceProcess", "service_process"]
 
 
 @contextlib.contextmanager
 def service_process(database_url: str, log_dir: Path, **env: str) -> Iterator[ServiceProcess]:
-    port = free_port()
-    environment = {k: v for k, v in os.environ.items() if k not in _ISOLATED}
-    environment.update(
-        {
-            "DATABASE_URL": database_url,
-            "PORT": str(port),
-            "ENVIRONMENT": "test",
-            "JWT_SECRET": TEST_SECRET,
-            "COOKIE_SECURE": "false",
-            "RATE_LIMIT_ENABLED": "false",
-            "SHUTDOWN_DELAY_SECONDS": "0",
-            **env,
-        }
-    )
-    log_path = log_dir / f"service-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app.main"], env=environment, stdout=log, stderr=subprocess.STDOUT
-        )
-    server = ServiceProcess(process, f"http://127.0.0.1:{port}", log_path)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"service exited with {process.returncode}:\n{log_path.read_text()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{server.base_url}/health/live", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"service not live after 60 s:\n{log_path.read_text()}")
-            time.sleep(0.05)
+    with _service_process(database_url, log_dir, jwt_secret=TEST_SECRET, **env) as server:
         yield server
-    finally:
-        try:
-            server.terminate()
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

@@ -52,6 +52,15 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
     db_connect_timeout_seconds: float = Field(default=3.0, gt=0)
     db_echo: bool = False
+    # `python -m app.migrate` connects as the migrator role (owns the schema, runs DDL); the
+    # DATABASE_URL role has DML only. Unset: DATABASE_URL (refused in staging and prod).
+    migration_database_url: str | None = None
+    # DDL waits at most this long for a table lock (an ALTER queued behind a long transaction
+    # would block every query behind it), then the whole migration is retried.
+    migration_lock_timeout_ms: int = Field(default=5000, ge=1)
+    migration_statement_timeout_ms: int = Field(default=120_000, ge=0)
+    migration_lock_attempts: int = Field(default=5, ge=1)
+    migration_retry_delay_seconds: float = Field(default=2.0, ge=0)
 
     # --- redis (optional: in-process fallbacks when unset) ---
     redis_url: str | None = None
