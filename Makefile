@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PY      := .venv/bin/python
 UV      := $(shell command -v uv 2>/dev/null || echo .venv-uv/bin/uv)
-SYSTEM_PACKAGES := redis-server prometheus prometheus-alertmanager
+SYSTEM_PACKAGES := redis-server prometheus prometheus-alertmanager prometheus-pushgateway
 ENV     ?= ci
 
 .PHONY: help
@@ -63,6 +63,7 @@ lint: venv ## ruff, mypy and the layer contracts
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 	.venv/bin/lint-imports
+	.venv/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yaml
 
 .PHONY: test
 test: venv system-deps lint ## everything: lint, unit, integration, API, ops checks, short load gate
@@ -113,6 +114,12 @@ k8s-check: venv ## render every overlay and the Gateway; schema (k8s 1.30/1.32/1
 	@command -v kubectl >/dev/null || { echo "kubectl is missing: it provides kubectl kustomize"; exit 1; }
 	@command -v promtool >/dev/null || { echo "promtool is missing: make system-deps (Debian package prometheus)"; exit 1; }
 	.venv/bin/pytest -p no:cacheprovider --no-cov tests/k8s
+
+# --- kit CLI and delivery pipeline -------------------------------------------
+.PHONY: kit-check
+kit-check: venv system-deps ## kit CLI, synthetic probe, delivery workflow: workflow schema + tests/cli (also in make test)
+	.venv/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yaml
+	.venv/bin/pytest -p no:cacheprovider --no-cov tests/cli
 
 # --- load tests and benchmark -------------------------------------------------
 HOST    ?=

@@ -264,6 +264,16 @@ def check_worker(tag: str) -> None:
     print(f"    worker /metrics 200 on :{port}, HEALTHCHECK passed, SIGTERM -> exit 0 in {stopped_in:.1f} s")
 
 
+def check_kit(tag: str) -> None:
+    """The synthetic probe's command runs with the image's dependencies only (exit 4: no service)."""
+    probe = in_image(tag, "kit smoke --json --url http://127.0.0.1:9 --email probe@example.com --password x")
+    if probe.returncode != 4 or '"ok": false' not in probe.stdout:
+        raise ImageTestError(
+            f"kit smoke does not run in the image (exit {probe.returncode}): {probe.stderr[-200:]}"
+        )
+    print("    kit smoke --json runs (service unreachable -> exit 4, JSON report)")
+
+
 def check_contents(tag: str, app_digest: str) -> None:
     configured = run([*PODMAN, "image", "inspect", "--format", "{{.Config.User}}", tag]).stdout.strip()
     default_uid = in_image(tag, "id -u").stdout.strip()
@@ -337,6 +347,8 @@ def main() -> int:
             check_api(tag)
         with step("worker", "worker process type (python -m app.worker), same image"):
             check_worker(tag)
+        with step("kit", "the kit CLI of the synthetic probe CronJob (kit smoke), same image"):
+            check_kit(tag)
     except ImageTestError as error:
         print(f"image-test: FAILED: {error}", file=sys.stderr)
         return 1

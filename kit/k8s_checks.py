@@ -53,8 +53,11 @@ SECRET_KEYS = {
     "WEBHOOK_URL",
     "WEBHOOK_SIGNING_SECRET",
 }
-# Egress the service may have: DNS, PostgreSQL, Redis, the webhook over HTTPS.
-ALLOWED_EGRESS_PORTS = {53, 5432, 6379, 443}
+# The synthetic probe's smoke account (k8s/components/synthetic-probe).
+SECRET_KEYS |= {"SMOKE_EMAIL", "SMOKE_PASSWORD"}
+# Egress the service may have: DNS, PostgreSQL, Redis, the webhook over HTTPS; the synthetic
+# probe's: the API pods' port and the Pushgateway.
+ALLOWED_EGRESS_PORTS = {53, 5432, 6379, 443, 8000, 9091}
 # OTLP (gRPC, HTTP): only to a collector named by namespace and pod labels, never an address range.
 OTLP_PORTS = {4317, 4318}
 # Pinned Pod Security Standard version ("latest" would change the rules under running pods).
@@ -72,6 +75,8 @@ SHUTDOWN_MARGIN_SECONDS = 5
 POD_SECURITY_MODES = ("enforce", "audit", "warn")
 ALLOWED_VOLUME_TYPES = {"configMap", "emptyDir", "projected", "secret", "downwardAPI", "ephemeral"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
+# Pods that run to completion: no probes, no drain arithmetic (nothing routes traffic to them).
+RUN_TO_COMPLETION_KINDS = {"Job", "CronJob"}
 # Prometheus Operator kinds checked structurally by crd_errors; the others by kit/k8s_crds.py.
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule", *k8s_crds.KINDS}
 
@@ -352,8 +357,9 @@ def container_violations(template: PodTemplate, objects: list[Obj], image_reposi
         errors.extend(_resource_violations(cwhere, container.get("resources", {})))
         errors.extend(_image_violations(cwhere, container.get("image", ""), image_repository))
         errors.extend(_settings_violations(cwhere, container, objects))
-    for _, container in template.containers(include_init=False):
-        errors.extend(_probe_violations(f"{where} container {container['name']!r}", container))
+    if template.owner.get("kind") not in RUN_TO_COMPLETION_KINDS:
+        for _, container in template.containers(include_init=False):
+            errors.extend(_probe_violations(f"{where} container {container['name']!r}", container))
     return errors
 
 
@@ -594,6 +600,8 @@ def secret_rollout_violations(objects: list[Obj]) -> list[str]:
     """Every workload that reads the Secret is rolled when it changes (Stakater Reloader)."""
     errors = []
     for template in pod_templates(objects):
+        if template.owner["kind"] in RUN_TO_COMPLETION_KINDS:
+            continue  # each run starts new pods, which read the Secret as it is then
         reads = {
             ref_.get("name")
             for _, container in template.containers()
@@ -661,6 +669,8 @@ def shutdown_violations(objects: list[Obj]) -> list[str]:
     """preStop sleep + the app's shutdown delay + drain bound + margin must fit in the grace period."""
     errors: list[str] = []
     for template in pod_templates(objects):
+        if template.owner.get("kind") in RUN_TO_COMPLETION_KINDS:
+            continue
         grace = template.spec.get("terminationGracePeriodSeconds", 30)
         for _, container in template.containers(include_init=False):
             drain = _app_setting(container, objects, "DRAIN_TIMEOUT_SECONDS")
@@ -759,7 +769,10 @@ def network_violations(objects: list[Obj], edge_peer: PodPeer | None = None) -> 
         }
         if 53 not in allowed_out:
             errors.append(f"{template.where}: egress to DNS (53) is not allowed, nothing will resolve")
-        if 5432 not in allowed_out:
+        uses_database = any(
+            v.get("name") == "DATABASE_URL" for _, c in template.containers() for v in c.get("env", [])
+        )
+        if uses_database and 5432 not in allowed_out:
             errors.append(f"{template.where}: egress to PostgreSQL (5432) is not allowed")
     if edge_peer is not None:
         errors.extend(_edge_admission_violations(objects, policies, edge_peer))

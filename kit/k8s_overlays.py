@@ -480,6 +480,11 @@ def render_kustomization(
         components.append("../../components/autoscaling")
     if env.alerting:
         components.append(f"../../components/alerting/{env.name}")
+    # The kit's operator pods everywhere; the synthetic probe CronJob wherever the environment is
+    # not per pull request (the delivery pipeline runs `kit smoke` against a preview instead).
+    components.append("../../components/kit-ops")
+    if env.namespace_template is None:
+        components.append("../../components/synthetic-probe")
     # With an HPA the Deployment carries no replica count, else every `kubectl apply` would
     # reset the HPA's decision; the HPA's minReplicas is the floor instead.
     replicas = [{"name": WORKER_DEPLOYMENT, "count": env.worker_replicas}]

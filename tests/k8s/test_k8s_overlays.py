@@ -137,6 +137,8 @@ def _normalised(objects: list[Obj]) -> dict[str, Any]:
             continue
         if original["metadata"]["name"] in _PER_ENVIRONMENT_OBJECTS:
             continue
+        if original["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "synthetic-probe":
+            continue  # not in previews: tests/cli/test_synthetic_probe.py checks where it is
         obj = copy.deepcopy(original)
         metadata = obj["metadata"]
         metadata.pop("namespace", None)

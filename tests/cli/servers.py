@@ -1,0 +1,91 @@
+"""Debian's Pushgateway and Alertmanager on free loopback ports (the harness has Prometheus)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import tempfile
+import threading
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from testsupport.servers import free_port, wait_until
+
+
+@contextlib.contextmanager
+def _daemon(argv: list[str], ready_url: str, what: str, workdir: Path) -> Iterator[None]:
+    log = (workdir / f"{what}.log").open("wb")
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+    try:
+        wait_until(lambda: urllib.request.urlopen(ready_url, timeout=1).status == 200, 30, what)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        log.close()
+
+
+@contextlib.contextmanager
+def pushgateway() -> Iterator[str]:
+    """prometheus-pushgateway (Debian package) without persistence; yields its base URL."""
+    workdir = Path(tempfile.mkdtemp(prefix="pushgateway-"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    binary = shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway"
+    try:
+        # Debian's build persists to /var/lib/prometheus by default: nothing may outlive the test.
+        argv = [binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="]
+        with _daemon(argv, f"{url}/-/ready", "pushgateway", workdir):
+            yield url
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def alertmanager() -> Iterator[str]:
+    """prometheus-alertmanager with one receiver that sends nowhere; yields its base URL."""
+    workdir = Path(tempfile.mkdtemp(prefix="alertmanager-"))
+    (workdir / "alertmanager.yml").write_text("route:\n  receiver: nowhere\nreceivers:\n  - name: nowhere\n")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    binary = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
+    argv = [
+        binary,
+        f"--config.file={workdir / 'alertmanager.yml'}",
+        f"--storage.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+    ]
+    try:
+        with _daemon(argv, f"{url}/-/ready", "alertmanager", workdir):
+            yield url
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def exposition(text: str) -> Iterator[str]:
+    """A static /metrics page on loopback (crafted series); yields host:port."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            payload = text.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,64 @@
+"""`kit.cli.known_command`: what documentation checks (runbooks, README, workflows) rely on."""
+
+from __future__ import annotations
+
+import pytest
+
+from kit.cli import known_command
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "kit status --env prod",
+        "kit status --env <env> --json --context prod-eu",
+        "kit smoke --url https://api.example.com",
+        "kit smoke --url $PREVIEW_URL --json",
+        "kit rollback --env prod --yes",
+        "kit dead-letters list --env prod",
+        "kit dead-letters replay --env prod --event-id <uuid> --event-id <uuid>",
+        "kit dead-letters replay --all --database-url sqlite+aiosqlite:///app.db",
+        "kit dead-letters discard --env prod --event-id <uuid> --reason <ticket>",
+        "kit preview up --pr <n> --image ${IMAGE}",
+        "kit preview up --pr 12 --ttl 3d",
+        "kit preview down --pr $PR --yes",
+        "kit preview list",
+        "kit preview sweep --dry-run",
+        "kit db-shell --env staging",
+        "kit db-shell --env staging --print",
+    ],
+)
+def test_documented_commands_parse(line: str) -> None:
+    assert known_command(line.split())
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "kit",
+        "kit stauts --env prod",  # typo
+        "kit status",  # --env is required
+        "kit rollback --env prod --force",  # no such flag
+        "kit dead-letters list --all",  # --all belongs to replay
+        "kit dead-letters replay --env prod",  # which events?
+        "kit dead-letters replay --all --event-id <uuid>",  # one or the other
+        "kit dead-letters discard --event-id <uuid>",  # --reason is required
+        "kit preview up",  # --pr is required
+        "kit preview up --pr abc",
+        "kit preview up --pr 0",
+        "kit preview up --pr 1 --ttl soon",
+        "kit smoke",  # --url or --env
+        "kit smoke --url https://a --env prod",  # not both
+        "kit db-shell --env",
+    ],
+)
+def test_mistakes_do_not_parse(line: str) -> None:
+    assert not known_command(line.split())
+
+
+def test_a_leading_kit_is_optional() -> None:
+    assert (
+        known_command(["status", "--env", "prod"])
+        == known_command(["kit", "status", "--env", "prod"])
+        is True
+    )
