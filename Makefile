@@ -69,6 +69,10 @@ lint: venv ## ruff, mypy and the layer contracts
 test: venv system-deps lint ## everything: lint, unit, integration, API, ops checks, short load gate
 	.venv/bin/pytest
 
+.PHONY: chaos
+chaos: venv system-deps ## faults under load (PostgreSQL/Redis/worker/API killed, webhook down, disk full, slow clients), long form; `make test` runs a short one
+	CHAOS_PROFILE=full .venv/bin/pytest -p no:cacheprovider --no-cov tests/chaos $(CHAOS_ARGS)
+
 .PHONY: image-test
 image-test: venv ## build service/Dockerfile with podman (local debootstrap base) and run the image's checks (as root, minutes)
 	$(PY) -m kit.image_test
@@ -114,6 +118,28 @@ k8s-check: venv ## render every overlay and the Gateway; schema (k8s 1.30/1.32/1
 	@command -v kubectl >/dev/null || { echo "kubectl is missing: it provides kubectl kustomize"; exit 1; }
 	@command -v promtool >/dev/null || { echo "promtool is missing: make system-deps (Debian package prometheus)"; exit 1; }
 	.venv/bin/pytest -p no:cacheprovider --no-cov tests/k8s
+
+# --- Pulumi (infra/) ------------------------------------------------------------
+PR    ?=
+IMAGE ?=
+
+.PHONY: infra-check
+infra-check: venv ## Pulumi program under mocks (dev, staging, prod, pr-123), policies, schemas, preview CLI
+	.venv/bin/pytest -p no:cacheprovider --no-cov tests/infra
+
+.PHONY: preview
+preview: venv ## deploy pull request PR=<n> with IMAGE=<ref> as stack pr-<n> on the dev cluster (Pulumi CLI)
+	@[ -n "$(PR)" ] && [ -n "$(IMAGE)" ] || { echo "usage: make preview PR=<n> IMAGE=<ref>"; exit 2; }
+	$(PY) -m infra.previews up --pr $(PR) --image $(IMAGE)
+
+.PHONY: preview-destroy
+preview-destroy: venv ## destroy the preview of pull request PR=<n> and remove its stack
+	@[ -n "$(PR)" ] || { echo "usage: make preview-destroy PR=<n>"; exit 2; }
+	$(PY) -m infra.previews destroy --pr $(PR)
+
+.PHONY: preview-sweep
+preview-sweep: venv ## destroy every preview past its expiry (stack output expiresAt)
+	$(PY) -m infra.previews sweep
 
 # --- kit CLI and delivery pipeline -------------------------------------------
 .PHONY: kit-check

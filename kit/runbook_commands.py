@@ -13,6 +13,8 @@ of its program:
   commands run in a container are modules of the image).
 - ``make``: targets of the Makefile.
 - ``python -m``: the module exists and its argparse parser accepts the arguments.
+- ``kit``: the ops CLI's own argparse parser (``kit.cli.parse_error``): subcommands, flags,
+  required options and values; an inline mention in prose may leave out required options.
 - ``amtool``: subcommand flags against ``amtool <subcommand> --help``.
 - ``curl`` to a public host: the path is routed by the edge and served by the app.
 - ``grep`` on JSON logs: must match compact JSON (``"level":"error"``); jq is preferred.
@@ -23,8 +25,8 @@ PromQL blocks: parsed by promql-parser, and every metric name is one the service
 ``alerts/generated/rules.yaml``, a synthetic-probe series (CONTRACTS.md), or from an exporter
 the platform runs (``EXTERNAL_METRIC_PREFIXES``).
 
-Adding a checker for another program (``kit`` once the ops CLI lands) is one function
-registered in ``CHECKERS``; ``check_argparse`` does the parsing for any argparse-based CLI.
+Adding a checker for another program is one function registered in ``CHECKERS``;
+``check_argparse`` does the parsing for any argparse-based CLI.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import functools
 import importlib
 import importlib.util
 import io
+import itertools
 import re
 import shlex
 import subprocess
@@ -57,7 +60,20 @@ PROCEDURES = RUNBOOKS / "procedures"
 CONVENTIONS = RUNBOOKS / "README.md"
 MAKEFILE = ROOT / "Makefile"
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
-PROGRAMS = ("kubectl", "make", "python", "amtool", "curl", "grep", "psql", "jq", "dig", "openssl", "cmctl")
+PROGRAMS = (
+    "kubectl",
+    "kit",
+    "make",
+    "python",
+    "amtool",
+    "curl",
+    "grep",
+    "psql",
+    "jq",
+    "dig",
+    "openssl",
+    "cmctl",
+)
 STANDARD_VARIABLES = {"HOME", "USER", "PWD"}
 
 # Objects outside the service's namespaces that runbooks may name: the platform the kit assumes
@@ -248,7 +264,7 @@ def _rendered_objects() -> list[Obj]:
     return objects
 
 
-def _make_targets() -> set[str]:
+def make_targets() -> set[str]:
     return set(re.findall(r"^([A-Za-z0-9_.-]+):(?!=)", MAKEFILE.read_text(), re.MULTILINE))
 
 
@@ -322,7 +338,7 @@ def repo() -> Repo:
     prefixes, hosts = _edge_routes(objects)
     return Repo(
         objects=objects,
-        make_targets=_make_targets(),
+        make_targets=make_targets(),
         recorded_series=_recorded_series(),
         service_metrics=service_metric_names(),
         routed_prefixes=prefixes,
@@ -344,10 +360,22 @@ def is_placeholder(token: str) -> bool:
     return "__PH_" in token
 
 
+def _without_trailing_comment(line: str) -> str:
+    """`make bench   # the gate's rates` -> `make bench`; a `#` inside quotes stays."""
+    for match in re.finditer(r"\s#", line):
+        before = line[: match.start()]
+        if before.count("'") % 2 == 0 and before.count('"') % 2 == 0:
+            return before
+    return line
+
+
 def split_commands(path: Path, script: str, mention: bool = False) -> Iterator[Command]:
     """Simple commands of a shell snippet: comments dropped, continuations joined, pipes split."""
     script = re.sub(r"\\\n", " ", script)
     lines = [line for line in script.splitlines() if not line.lstrip().startswith("#")]
+    # A trailing comment would swallow the newline that ends its command (shlex reads comments
+    # to the end of the line), joining it with the next one.
+    lines = [_without_trailing_comment(line) for line in lines]
     lexer = shlex.shlex(_protect("\n".join(lines)), posix=True, punctuation_chars="|&;\n")
     lexer.whitespace = " \t\r"  # a newline ends a command, like `;`
     lexer.whitespace_split = True
@@ -760,7 +788,35 @@ def check_grep(command: Command, facts: Repo) -> list[str]:
     return []
 
 
+MISSING_REQUIRED = re.compile(r"the following arguments are required|one of the arguments .* is required")
+
+
+def check_kit(command: Command, facts: Repo) -> list[str]:
+    """`kit ...` against the CLI's parser. Placeholders stand for a valid value of their option."""
+    from kit.cli import build_parser, parse_error
+
+    args = [re.sub(r"__PH_(\w+?)__", r"<\1>", a) for a in command.argv[1:]]
+    error = parse_error(args)
+    if error is None:
+        return []
+    if command.mention and MISSING_REQUIRED.search(error):
+        # Prose may name `kit rollback` or `kit dead-letters replay --all` without every required
+        # option; its subcommands and flags must still exist.
+        words = list(itertools.takewhile(lambda a: not a.startswith("-"), args))
+        usage = parse_error([*words, "--help"])
+        if usage is not None:
+            return [f"kit {' '.join(args)}: {usage}"]
+        help_text = io.StringIO()
+        with contextlib.redirect_stdout(help_text), contextlib.suppress(SystemExit):
+            build_parser().parse_args([*words, "--help"])
+        known = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", help_text.getvalue()))
+        unknown = [a.split("=", 1)[0] for a in args if a.startswith("--") and a.split("=", 1)[0] not in known]
+        return [f"kit {' '.join(words)} has no flag {flag}" for flag in unknown]
+    return [f"kit {' '.join(args)}: {error}"]
+
+
 CHECKERS: dict[str, Checker] = {
+    "kit": check_kit,
     "kubectl": check_kubectl,
     "make": check_make,
     "python": check_python,

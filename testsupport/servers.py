@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -81,6 +82,7 @@ class PostgresServer:
     user: str
     data_dir: Path
     process: subprocess.Popen[bytes]
+    durable_commits: bool = False  # synchronous_commit=on: an acknowledged commit survives a SIGKILL
 
     def url(self, database: str = "postgres", driver: str = "postgresql+asyncpg") -> str:
         return f"{driver}://{self.user}@{self.host}:{self.port}/{database}"
@@ -117,14 +119,31 @@ class PostgresServer:
                 self.process.kill()
                 self.process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL the postmaster and every backend at once, as a crashed or evicted server dies."""
+        kill_tree(self.process)
+
     def start_again(self) -> None:
-        """Restart on the same port and data (used by readiness tests)."""
-        self.process = _spawn_postgres(self.data_dir, self.port)
-        wait_until(lambda: self.psql("select 1").strip() == "1", 30, "PostgreSQL")
+        """Restart on the same port and data (after stop or kill: crash recovery replays the WAL)."""
+        self.process = _spawn_postgres(self.data_dir, self.port, durable_commits=self.durable_commits)
+        wait_until(lambda: self.psql("select 1").strip() == "1", 60, "PostgreSQL")
 
 
-def _spawn_postgres(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def kill_tree(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a server and every process it forked (no chance to clean up), then reap it.
+
+    The servers run in their own session (start_new_session), so their process group is theirs alone.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def _spawn_postgres(data_dir: Path, port: int, *, durable_commits: bool = False) -> subprocess.Popen[bytes]:
     uid, gid = _as_postgres_user()
+    # Tests trade durability for speed; a crash test needs a commit to mean "in the WAL" (the
+    # OS stays up, so fsync=off still keeps what was written before a SIGKILL).
+    commit_mode = "on" if durable_commits else "off"
     return subprocess.Popen(
         [
             pg_tool("postgres"),
@@ -139,7 +158,7 @@ def _spawn_postgres(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
             "-c",
             "fsync=off",
             "-c",
-            "synchronous_commit=off",
+            f"synchronous_commit={commit_mode}",
             "-c",
             "full_page_writes=off",
             "-c",
@@ -149,11 +168,12 @@ def _spawn_postgres(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
         stderr=subprocess.DEVNULL,
         user=uid,
         group=gid,
+        start_new_session=True,  # its own process group: kill_tree reaches every backend
     )
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[PostgresServer]:
+def postgres_server(*, durable_commits: bool = False) -> Iterator[PostgresServer]:
     base = Path(tempfile.mkdtemp(prefix="pgtest-"))
     data_dir = base / "data"
     uid, gid = _as_postgres_user()
@@ -167,7 +187,14 @@ def postgres_server() -> Iterator[PostgresServer]:
         group=gid,
     )
     port = free_port()
-    server = PostgresServer("127.0.0.1", port, "postgres", data_dir, _spawn_postgres(data_dir, port))
+    server = PostgresServer(
+        "127.0.0.1",
+        port,
+        "postgres",
+        data_dir,
+        _spawn_postgres(data_dir, port, durable_commits=durable_commits),
+        durable_commits,
+    )
     try:
         wait_until(lambda: server.psql("select 1").strip() == "1", 30, "PostgreSQL")
         yield server
@@ -189,6 +216,10 @@ class RedisServer:
         if self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to clients, connections reset."""
+        kill_tree(self.process)
 
     def start_again(self) -> None:
         self.process = _spawn_redis(self.port)
@@ -213,6 +244,7 @@ def _spawn_redis(port: int) -> subprocess.Popen[bytes]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 

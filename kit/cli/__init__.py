@@ -16,7 +16,9 @@ the service image runs `kit smoke` with only the service's own dependencies.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -179,21 +181,30 @@ def build_parser() -> argparse.ArgumentParser:
 _PLACEHOLDER = re.compile(r"^(<[^>]+>|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?)$")
 
 
-def known_command(argv: Sequence[str]) -> bool:
-    """Whether `kit <argv...>` parses (documentation checks: runbooks, README, workflows).
+def parse_error(argv: Sequence[str]) -> str | None:
+    """Why `kit <argv...>` does not parse, as argparse says it; None when it does.
 
-    Placeholders (`<n>`, `$PR`, `${ENV}`) stand for a valid value of their option.
-    A leading "kit" is accepted and dropped.
+    For documentation checks (runbooks, README, workflows). Placeholders (`<n>`, `$PR`,
+    `${ENV}`) stand for a valid value of their option. A leading "kit" is accepted and dropped;
+    `--help` parses (its text is swallowed).
     """
     args = list(argv)
     if args and args[0] == PROG:
         args = args[1:]
     args = [_SAMPLE_FOR.get(args[i - 1], "1") if _PLACEHOLDER.match(a) else a for i, a in enumerate(args)]
     try:
-        build_parser().parse_args(args)
-    except (_UsageError, SystemExit):
-        return False
-    return True
+        with contextlib.redirect_stdout(io.StringIO()):
+            build_parser().parse_args(args)
+    except _UsageError as error:
+        return str(error)
+    except SystemExit as exit_:  # --help
+        return None if exit_.code in (0, None) else f"{PROG}: exit {exit_.code}"
+    return None
+
+
+def known_command(argv: Sequence[str]) -> bool:
+    """Whether `kit <argv...>` parses (see `parse_error`)."""
+    return parse_error(argv) is None
 
 
 # A value each placeholder-taking option accepts (every other option takes "1").

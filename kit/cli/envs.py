@@ -24,9 +24,11 @@ def resolve(env: str, namespace: str | None = None) -> Target:
 
     try:
         config = environments.load()
-    except FileNotFoundError as error:
+    except environments.EnvironmentsError as error:
+        # Missing or invalid: the schema's message names the file and the key.
+        problems = "; ".join(error.problems)
         raise KitError(
-            f"--env needs config/environments.yaml (run from the repository): {error}", SETUP
+            f"--env needs a valid config/environments.yaml (run from the repository): {problems}", SETUP
         ) from None
     try:
         environment = config.get(env)

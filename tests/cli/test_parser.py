@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kit.cli import known_command
+from kit.cli import known_command, parse_error
 
 
 @pytest.mark.parametrize(
@@ -62,3 +62,10 @@ def test_a_leading_kit_is_optional() -> None:
         == known_command(["kit", "status", "--env", "prod"])
         is True
     )
+
+
+def test_parse_error_says_what_argparse_says(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse_error(["rollback", "--env", "prod", "--force"]) == "kit: unrecognized arguments: --force"
+    assert parse_error(["db-shell"]) == "kit db-shell: the following arguments are required: --env"
+    assert parse_error(["status", "--help"]) is None  # a real command line; its text is swallowed
+    assert capsys.readouterr().out == ""

@@ -179,17 +179,13 @@ def test_listeners_follow_the_configured_hosts(platform: list[Obj]) -> None:
     [("pr-{pr}.preview.example.com", "*.preview.example.com"), ("{pr}.pr.example.com", "*.pr.example.com")],
 )
 def test_the_preview_listener_is_the_wildcard_of_the_host_template(template: str, wildcard: str) -> None:
-    from dataclasses import replace
-
-    preview = replace(CONFIG.get("preview"), host_template=template)
+    preview = CONFIG.get("preview").model_copy(update={"host_template": template})
     assert k8s_overlays.listener_hostname(preview) == wildcard
 
 
 @pytest.mark.parametrize("template", ["pr.{pr}.example.com", "pr-{pr}", "pr-{pr}.{pr}.example.com"])
 def test_a_host_template_without_a_wildcard_form_is_refused(template: str) -> None:
-    from dataclasses import replace
-
-    preview = replace(CONFIG.get("preview"), host_template=template)
+    preview = CONFIG.get("preview").model_copy(update={"host_template": template})
     with pytest.raises(
         k8s_overlays.OverlayError, match=r"host_template must put \{pr\} in the first label only"
     ):

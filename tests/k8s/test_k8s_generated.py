@@ -98,10 +98,8 @@ def test_check_mode_reports_a_stale_overlay(k8s_copy: Path) -> None:
 
 def test_latest_is_refused_as_an_image_tag() -> None:
     prod = CONFIG.get("prod")
-    from dataclasses import replace
-
     with pytest.raises(OverlayError, match="'latest' is not a version"):
-        k8s_overlays.release_for(replace(prod, image_tag="latest"), CONFIG.image_repository)
+        k8s_overlays.release_for(prod.model_copy(update={"image_tag": "latest"}), CONFIG.image_repository)
 
 
 @pytest.mark.parametrize(

@@ -214,29 +214,27 @@ def test_load_test_access_follows_the_setting(rendered: dict[str, list[Obj]], ov
 
 
 def test_production_never_relaxes_its_rate_limits() -> None:
-    from dataclasses import replace
-
     from kit.environments import LoadTesting
 
-    prod = replace(CONFIG.get("prod"), load_testing=LoadTesting(rate_limits={"login": "1000/minute"}))
+    prod = CONFIG.get("prod").model_copy(
+        update={"load_testing": LoadTesting(rate_limits={"login": "1000/minute"})}
+    )
     with pytest.raises(k8s_overlays.OverlayError, match="may not change production's rate limits"):
         k8s_overlays.render_overlay(prod, CONFIG)
 
 
 def test_a_rate_limit_override_must_be_a_limit() -> None:
-    from dataclasses import replace
-
     from kit.environments import LoadTesting
 
-    staging = replace(CONFIG.get("staging"), load_testing=LoadTesting(rate_limits={"login": "off"}))
+    staging = CONFIG.get("staging").model_copy(
+        update={"load_testing": LoadTesting(rate_limits={"login": "off"})}
+    )
     with pytest.raises(k8s_overlays.OverlayError, match=r"rate_limits.login: 'off' is not a limit"):
         k8s_overlays.render_overlay(staging, CONFIG)
 
 
 def test_tracing_opens_egress_to_the_collector_only(k8s_copy: Path) -> None:
-    from dataclasses import replace
-
-    staging = replace(CONFIG.get("staging"), tracing=True)
+    staging = CONFIG.get("staging").model_copy(update={"tracing": True})
     overlay = k8s_copy / "overlays" / "staging"
     for name, text in k8s_overlays.render_overlay(staging, CONFIG).items():
         (overlay / name).write_text(text)
@@ -282,8 +280,6 @@ def test_prod_enforces_its_zone_spread(rendered: dict[str, list[Obj]]) -> None:
 
 
 def test_autoscaling_targets_stay_below_the_measured_knee() -> None:
-    from dataclasses import replace
-
     from kit.environments import Autoscaling
 
     capacity = CONFIG.capacity
@@ -291,10 +287,12 @@ def test_autoscaling_targets_stay_below_the_measured_knee() -> None:
     prod = CONFIG.get("prod")
     assert prod.autoscaling is not None
     k8s_overlays.check_capacity(prod, capacity)
-    greedy = replace(prod, autoscaling=replace(prod.autoscaling, target_requests_per_second=300))
+    greedy = prod.model_copy(
+        update={"autoscaling": prod.autoscaling.model_copy(update={"target_requests_per_second": 300})}
+    )
     with pytest.raises(k8s_overlays.OverlayError, match=r"above 0\.7 x the measured knee 380 = 266"):
         k8s_overlays.check_capacity(greedy, capacity)
-    hot = replace(prod, autoscaling=Autoscaling(min=3, max=12, target_cpu_percent=180))
+    hot = prod.model_copy(update={"autoscaling": Autoscaling(min=3, max=12, target_cpu_percent=180)})
     with pytest.raises(k8s_overlays.OverlayError, match=r"0.9 CPU, above 0.7 x the 1 limit"):
         k8s_overlays.check_capacity(hot, capacity)
 

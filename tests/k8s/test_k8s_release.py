@@ -48,11 +48,9 @@ def test_regenerating_keeps_the_pinned_digest_while_the_tag_holds(k8s_copy: Path
 
 
 def test_a_new_tag_drops_the_digest_of_the_old_one(k8s_copy: Path) -> None:
-    from dataclasses import replace
-
     overlay = k8s_copy / "overlays" / "prod"
     k8s_overlays.pin_image(overlay, DIGEST)
-    bumped = replace(CONFIG.get("prod"), image_tag="0.2.0")
+    bumped = CONFIG.get("prod").model_copy(update={"image_tag": "0.2.0"})
     release = k8s_overlays.release_for(bumped, CONFIG.image_repository, overlay)
     assert (release.tag, release.digest) == ("0.2.0", None)
 

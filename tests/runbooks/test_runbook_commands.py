@@ -48,6 +48,11 @@ GOOD = [
     "curl -sS https://$HOST/api/v1/projects | jq .",
     "amtool --alertmanager.url=http://127.0.0.1:9093 silence add service=reference-service --duration=1h",
     "export DB=x\necho $DB",
+    "kit status --env $ENV",
+    "kit rollback --env $ENV --to-revision <revision> --yes",
+    "kit smoke --url https://$HOST --json | jq .steps",
+    "kit dead-letters discard --env $ENV --event-id <uuid> --reason '<ticket>: consumer gone'",
+    "kit preview down --pr <n> --yes",
 ]
 
 
@@ -94,6 +99,13 @@ BAD = [
         "not in the image",
     ),
     ("amtool silence add --duraton=1h x=y", "has no flag --duraton"),
+    # kit against its own parser
+    ("kit stauts --env $ENV", "invalid choice: 'stauts'"),
+    ("kit rollback --env $ENV --force", "unrecognized arguments: --force"),
+    ("kit dead-letters replay --env $ENV", "one of the arguments --event-id --all is required"),
+    ("kit db-shell", "the following arguments are required: --env"),
+    ("kit preview up --pr abc", "pull request number must be a positive integer"),
+    ("kit status --env $KIT_ENVIRONMENT", "$KIT_ENVIRONMENT is defined nowhere"),
 ]
 
 
@@ -101,6 +113,24 @@ BAD = [
 def test_broken_commands_are_flagged(tmp_path: Path, snippet: str, expected: str) -> None:
     found = problems_in(tmp_path, snippet)
     assert any(expected in message for message in found), found
+
+
+def test_a_trailing_comment_ends_at_the_line(tmp_path: Path) -> None:
+    snippet = "make restore-drill  # the drill's small form\nmake restore-drils\njq '.a # not a comment'"
+    assert problems_in(tmp_path, snippet) == ["no make target 'restore-drils'"]
+    argvs = [c.argv for c in rc.split_commands(tmp_path / "x.md", snippet)]
+    assert argvs == [("make", "restore-drill"), ("make", "restore-drils"), ("jq", ".a # not a comment")]
+
+
+def test_prose_may_name_a_kit_command_without_its_required_options(tmp_path: Path) -> None:
+    named = "Roll back with `kit rollback`, or replay with `kit dead-letters replay --all`."
+    assert problems_in(tmp_path, "true", named) == []
+    misspelt = "Roll back with `kit rollback --to-revison <n>`, then `kit dead-letter list`."
+    assert problems_in(tmp_path, "true", misspelt) == [
+        "kit rollback has no flag --to-revison",
+        "kit dead-letter list: kit: argument COMMAND: invalid choice: 'dead-letter' (choose from "
+        "'status', 'smoke', 'rollback', 'dead-letters', 'preview', 'db-shell')",
+    ]
 
 
 def test_promql_metric_names_come_from_the_service(tmp_path: Path) -> None:

@@ -252,6 +252,7 @@ def run() -> None:
         access_log=False,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
+        timeout_keep_alive=settings.keep_alive_timeout_seconds,
         timeout_graceful_shutdown=math.ceil(settings.drain_timeout_seconds),
         loop="uvloop",
         http="httptools",

@@ -19,7 +19,7 @@ from app.outbox.tables import event_row, outbox_events
 from app.projects.domain.models import ProjectCreated
 from app.worker import build_relay
 from service.tests.conftest import make_settings
-from service.tests.worker.receiver import Receiver
+from testsupport.webhook_receiver import Receiver
 
 # Tiny intervals keep every scenario to a second or two.
 FAST = {

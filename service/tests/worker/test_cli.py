@@ -17,8 +17,8 @@ from app.core.settings import Settings, get_settings
 from app.outbox.queue import OutboxQueue
 from app.worker import main, serve
 from service.tests.worker.conftest import add_events, outbox_rows, worker_settings
-from service.tests.worker.receiver import Receiver
 from testsupport.servers import free_port
+from testsupport.webhook_receiver import Receiver
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ import pytest
 
 from app.core.settings import Settings
 from service.tests.worker.conftest import add_events, outbox_rows, worker_settings
-from service.tests.worker.receiver import Receiver
 from testsupport.servers import free_port, wait_until
+from testsupport.webhook_receiver import Receiver
 
 ROOT = Path(__file__).resolve().parents[3]
 

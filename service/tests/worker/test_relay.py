@@ -24,7 +24,7 @@ from service.tests.worker.conftest import (
     wait_for,
     worker_settings,
 )
-from service.tests.worker.receiver import Receiver
+from testsupport.webhook_receiver import Receiver
 
 
 async def test_a_created_project_is_delivered_to_the_receiver_with_its_event(

@@ -22,7 +22,7 @@ from app.identity.infrastructure.unit_of_work import SqlIdentityUnitOfWork
 from app.worker import build_sweeper, serve
 from service.tests.builders import a_user
 from service.tests.worker.conftest import add_events, wait_for, worker_settings
-from service.tests.worker.receiver import Receiver
+from testsupport.webhook_receiver import Receiver
 
 SWEPT = "idempotency_keys_swept_total"
 

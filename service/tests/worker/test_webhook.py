@@ -10,8 +10,8 @@ import pytest
 
 from app.core.circuit_breaker import CircuitBreaker, CircuitState
 from app.outbox.webhook import DeliveryOutcome, WebhookSender, verify_signature
-from service.tests.worker.receiver import Receiver
 from testsupport.servers import free_port
+from testsupport.webhook_receiver import Receiver
 
 
 def a_payload() -> dict[str, object]:

@@ -11,13 +11,16 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.clock import utcnow
+from app.core.database_errors import DatabaseFailure, database_failure
 from app.core.errors import (
     ApplicationError,
     AuthenticationError,
@@ -83,10 +86,11 @@ def error_response(
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries: every route declares the errors it can return (and 500)."""
+    """OpenAPI `responses=` entries: every route declares the errors it can return, plus 500 and
+    the database's failures (503 unavailable, 507 storage full), which any route may meet."""
     return {
         status: {"model": ErrorBody, "description": HTTPStatus(status).phrase}
-        for status in sorted({*statuses, 500})
+        for status in sorted({*statuses, 500, 503, 507})
     }
 
 
@@ -138,8 +142,44 @@ async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+# A database that cannot serve now: the client may retry (an Idempotency-Key makes a retried
+# create safe whatever happened to the first attempt). Messages say nothing about internals.
+DATABASE_FAILURE_RESPONSES = {
+    DatabaseFailure.UNAVAILABLE: (503, "Service unavailable: retry later"),
+    DatabaseFailure.STORAGE_FULL: (507, "Insufficient storage: the change was not saved"),
+}
+DATABASE_RETRY_AFTER_SECONDS = 2
+# Errors that may mean the database is gone rather than a bug (checked by database_failure).
+_DATABASE_ERRORS = (
+    SQLAlchemyError,
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    failure = database_failure(exc)
+    if failure is None:
+        return await _unhandled_error(request, exc)
+    # Expected while the database is down or full: one line per request, no stack trace
+    # (readiness and the database's own alerts say why; 2 x 11 KB per request would flood the log).
+    log.warning(
+        "database cannot serve the request", extra={"failure": failure.value, "error": type(exc).__name__}
+    )
+    status, message = DATABASE_FAILURE_RESPONSES[failure]
+    return error_response(
+        request, status, message, headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApplicationError, _application_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Handled inside the app (not by the outermost Exception handler), so the answer keeps the
+    # keep-alive connection open instead of resetting the client's next request on it.
+    for error in _DATABASE_ERRORS:
+        app.add_exception_handler(error, _database_error)
     app.add_exception_handler(Exception, _unhandled_error)

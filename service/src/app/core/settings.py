@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     trusted_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     forwarded_allow_ips: str = "127.0.0.1"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # How long an idle keep-alive connection stays open. It must outlast the idle timeout of
+    # whatever reuses connections in front (the gateway's upstream pool, a client pool): when the
+    # server closes first, a request sent on the connection at that moment is lost ("server
+    # disconnected without sending a response"). uvicorn's own default is 5 s.
+    keep_alive_timeout_seconds: int = Field(default=75, ge=1)
     docs_enabled: bool = True
 
     # --- abuse protection ---

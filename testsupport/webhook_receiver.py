@@ -1,8 +1,9 @@
-"""A real webhook receiver for the worker tests: an HTTP server on a free loopback port.
+"""A real webhook receiver for the worker and chaos tests: an HTTP server on a free loopback port.
 
 It runs in its own threads, so it answers the same way whether the worker under test
 runs in the test's event loop or as a separate process. Behaviour is switched by the
-test (status, delay, stall) and every request is recorded.
+test (status, delay, stall, down) and every request is recorded. It keeps what a
+de-duplicating receiver keeps: the event ids it answered with a 2xx.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Receiver:
     # Requests wait on the gate current at their arrival; every gate ever made, to release on stop.
     _gate: threading.Event = field(default_factory=threading.Event)
     _gates: list[threading.Event] = field(default_factory=list)
+    _port: int = 0  # kept while down, to come back on the same address
 
     def __post_init__(self) -> None:
         self._gate.set()
@@ -78,6 +80,27 @@ class Receiver:
         with self._lock:
             return [r.event_id for r in self.requests]
 
+    def accepted_bodies(self) -> dict[str, list[bytes]]:
+        """Raw bodies of the 2xx-answered requests, by event id (more than one: a redelivery)."""
+        with self._lock:
+            accepted = set(self.accepted)
+            bodies: dict[str, list[bytes]] = {}
+            for request in self.requests:
+                if request.event_id in accepted:
+                    bodies.setdefault(request.event_id, []).append(request.raw_body)
+        return bodies
+
+    def go_down(self) -> None:
+        """Close the listening socket: new connections are refused (requests in flight finish)."""
+        assert self._server is not None
+        self._port = self._server.server_address[1]
+        self._server.shutdown()
+        self._server.server_close()
+
+    def come_back(self) -> None:
+        """Listen again on the same port."""
+        self._serve(self._port)
+
     def wait_until(self, check: Callable[[Receiver], bool], timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
         while not check(self):
@@ -86,7 +109,10 @@ class Receiver:
             time.sleep(0.01)
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
-        raw_body = handler.rfile.read(int(handler.headers.get("Content-Length", "0")))
+        length = int(handler.headers.get("Content-Length", "0"))
+        raw_body = handler.rfile.read(length)
+        if len(raw_body) < length:
+            return  # the sender died mid-request (a killed worker): nothing arrived, nothing to answer
         request = Request(
             event_id=handler.headers.get("X-Event-ID", ""),
             body=json.loads(raw_body or b"{}"),
@@ -108,6 +134,10 @@ class Receiver:
                 self.accepted.append(request.event_id)
 
     def start(self) -> Receiver:
+        self._serve(0)
+        return self
+
+    def _serve(self, port: int) -> None:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -119,14 +149,13 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self._server.block_on_close = False  # hung requests must not hold up the teardown
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-        return self
 
     def stop(self) -> None:
         self.release()
-        if self._server is not None:
+        if self._server is not None and self._server.socket.fileno() != -1:
             self._server.shutdown()
             self._server.server_close()
