@@ -100,13 +100,13 @@ runbooks-check: venv ## every command in runbooks/ against the repo (manifests, 
 
 .PHONY: alerts-check
 alerts-check: venv ## promtool/amtool checks and the alert, dashboard and runbook tests
-	promtool check rules alerts/generated/rules.yaml
+	promtool check rules alerts/generated/*.yaml
 	amtool check-config alerts/alertmanager.yaml
 	.venv/bin/pytest -p no:cacheprovider --no-cov tests/alerts tests/dashboards tests/runbooks
 
 # --- Kubernetes manifests ----------------------------------------------------
 .PHONY: generate-k8s
-generate-k8s: venv generate-alerts ## write k8s/overlays/*, k8s/platform/gateway/gateway.yaml and the PrometheusRule from config/environments.yaml and alerts/
+generate-k8s: venv generate-alerts ## write k8s/overlays/*, k8s/platform/gateway/gateway.yaml and each environment's PrometheusRule from config/environments.yaml and alerts/
 	$(PY) -m kit.k8s_overlays
 
 .PHONY: checkov-env

@@ -1,8 +1,11 @@
 """Grafana dashboards as code (grafana-foundation-sdk), rendered to dashboards/<uid>.json.
 
-Three boards with fixed uids: RED overview ("is it us, and where"), SLO (SLI vs
-objective, budget remaining, burn rates) and saturation (pods, DB pool, outbox worker).
-Every panel has a stable *anchor*; alerts link to ``/d/<uid>?viewPanel=<id>`` through
+Three boards with fixed uids: RED overview ("is it us, and where": the synthetic probe's
+user-side view, then rate, errors, duration and the latency SLI per class), SLO (SLI vs the
+recorded objective of each environment, budget remaining, burn rates, 30-day burndown) and
+saturation (replicas, CPU against requests/limits and throttling, event-loop lag, DB pool
+use and wait, outbox worker). Deploys are annotated on every board. Every panel has an
+explicit id and a stable *anchor*; alerts link to ``/d/<uid>?viewPanel=<id>`` through
 ``panel_links``, so an alert's ``dashboard_url`` always opens a panel that exists.
 
 Conventions (checked by tests/dashboards): variables ``datasource``, ``namespace`` and
@@ -33,8 +36,9 @@ from kit.paths import DASHBOARDS
 from kit.promql import (
     BUDGET_REMAINING,
     CLASS_ERROR_RATIO,
-    CLASS_P95,
     CLASS_REQUESTS,
+    CLASS_SLOW_RATIO,
+    OBJECTIVE,
     SLI_ERROR_RATIO,
     SLI_REQUESTS,
     SLOS,
@@ -53,27 +57,33 @@ PanelBuilder = timeseries.Panel | stat.Panel
 
 @dataclass
 class Board:
-    """Collects rows and panels, assigning each a stable id and recording its anchor."""
+    """Collects rows and panels, each with an explicit id, and records every panel's anchor.
+
+    Ids are written by hand and never reused: alert dashboard_urls and runbook links point at
+    them, so adding, moving or removing a panel must not renumber the others.
+    """
 
     uid: str
     title: str
     description: str
     builder: board.Dashboard
     anchors: dict[str, int] = field(default_factory=dict)
-    next_id: int = 1
+    ids: set[int] = field(default_factory=set)
 
-    def row(self, title: str) -> None:
-        self.builder.with_row(board.Row(title).id(self._take_id()))
+    def row(self, panel_id: int, title: str) -> None:
+        self.builder.with_row(board.Row(title).id(self._claim(panel_id)))
 
-    def panel(self, anchor: str, panel: PanelBuilder) -> None:
+    def panel(self, panel_id: int, anchor: str, panel: PanelBuilder) -> None:
         if anchor in self.anchors:
             raise ValueError(f"duplicate panel anchor {anchor!r} on {self.uid}")
-        self.anchors[anchor] = self._take_id()
-        self.builder.with_panel(panel.id(self.anchors[anchor]))
+        self.anchors[anchor] = self._claim(panel_id)
+        self.builder.with_panel(panel.id(panel_id))
 
-    def _take_id(self) -> int:
-        self.next_id += 1
-        return self.next_id - 1
+    def _claim(self, panel_id: int) -> int:
+        if panel_id in self.ids:
+            raise ValueError(f"duplicate panel id {panel_id} on {self.uid}")
+        self.ids.add(panel_id)
+        return panel_id
 
 
 def _target(expr: str, legend: str, ref: str) -> prometheus.Dataquery:
@@ -97,8 +107,10 @@ def graph(
     width: int = 12,
     thresholds: board.ThresholdsConfig | None = None,
     minimum: float | None = 0,
+    time_from: str | None = None,
+    mappings: dict[int, tuple[str, str]] | None = None,
 ) -> timeseries.Panel:
-    """A time series panel; ``targets`` are (expr, legend) pairs."""
+    """A time series panel; ``targets`` are (expr, legend) pairs; ``mappings`` value -> (text, color)."""
     panel = (
         timeseries.Panel()
         .title(title)
@@ -122,6 +134,19 @@ def graph(
     )
     if minimum is not None:
         panel = panel.min(minimum)
+    if time_from is not None:
+        panel = panel.time_from(time_from)
+    if mappings is not None:
+        panel = panel.mappings(
+            [
+                model.ValueMap(
+                    options={
+                        str(value): model.ValueMappingResult(text=text, color=color, index=index)
+                        for index, (value, (text, color)) in enumerate(sorted(mappings.items()))
+                    }
+                )
+            ]
+        )
     if thresholds is not None:
         panel = panel.thresholds(thresholds).thresholds_style(
             common_builder.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.DASHED)
@@ -132,9 +157,16 @@ def graph(
 
 
 def single_stat(
-    title: str, description: str, unit: str, expr: str, thresholds: board.ThresholdsConfig, *, width: int = 6
+    title: str,
+    description: str,
+    unit: str,
+    targets: list[tuple[str, str]],
+    thresholds: board.ThresholdsConfig,
+    *,
+    width: int = 6,
 ) -> stat.Panel:
-    return (
+    """A stat panel; ``targets`` are (expr, legend) pairs."""
+    panel = (
         stat.Panel()
         .title(title)
         .description(description)
@@ -146,8 +178,10 @@ def single_stat(
         .thresholds(thresholds)
         .color_mode(common.BigValueColorMode.BACKGROUND)
         .reduce_options(common_builder.ReduceDataOptions().calcs(["lastNotNull"]))
-        .with_target(_target(expr, "{{namespace}}", "A"))
     )
+    for index, (expr, legend) in enumerate(targets):
+        panel = panel.with_target(_target(expr, legend, chr(ord("A") + index)))
+    return panel
 
 
 def _new_board(spec: SloSpec, uid: str, title: str, description: str) -> Board:
@@ -163,6 +197,7 @@ def _new_board(spec: SloSpec, uid: str, title: str, description: str) -> Board:
         .timezone("utc")
         .tooltip(model.DashboardCursorSync.CROSSHAIR)
         .readonly()
+        .annotation(_deploy_annotation(spec))
         .link(
             board.DashboardLink("Service dashboards")
             .type(model.DashboardLinkType.DASHBOARDS)
@@ -198,19 +233,91 @@ def _new_board(spec: SloSpec, uid: str, title: str, description: str) -> Board:
     return Board(uid, title, description, builder)
 
 
+def _deploy_annotation(spec: SloSpec) -> board.AnnotationQuery:
+    """Deploy markers: a Deployment's spec changed (new ReplicaSet: image, config, secret hash)."""
+    sel = spec.selectors
+    return (
+        board.AnnotationQuery()
+        .name("Deploys")
+        .datasource(DATASOURCE)
+        .enable(True)
+        .icon_color("purple")
+        .expr(
+            f'changes(kube_deployment_status_observed_generation{{job="{sel.kube_state_metrics_job}", '
+            f'namespace=~"$namespace", deployment=~"{sel.deployment_regex}"}}[2m]) > 0'
+        )
+        .title_format("Deploy {{deployment}}")
+        .text_format("{{namespace}}/{{deployment}}: new generation rolled out")
+        .tag_keys("namespace,deployment")
+        .step("1m")
+    )
+
+
+def _objective(spec: SloSpec, slo: str) -> str:
+    """The objective per namespace, recorded by the rules from alerts/slo.yaml (no hard-coded number)."""
+    return f'{OBJECTIVE}{{{_slo_scope(spec, slo)}, slo="{slo}"}}'
+
+
+def _slo_scope(spec: SloSpec, slo: str) -> str:
+    # The synthetic SLI's series belong to the probe's job, which the $job variable does not list.
+    if slo == "synthetic":
+        return f'namespace=~"$namespace", job="{spec.selectors.synthetic_job}"'
+    return SCOPE
+
+
 def red_overview(spec: SloSpec, environment: str) -> Board:
-    objectives = spec.objectives(environment)
+    del environment  # objectives come from recorded series, per namespace
+    sel = spec.selectors
     b = _new_board(
         spec,
         f"{spec.service.name}-red",
         f"{spec.service.name} / RED overview",
-        "Rate, errors and duration of the API per route: is it us, and where?",
+        "The user's view first (synthetic probe), then rate, errors and duration of the API per route "
+        "and endpoint class: is it us, and where?",
     )
     by_route = "method, route"
     total = f"sum by ({by_route}) (rate(http_requests_total{{{SCOPE}}}[{RATE}]))"
     errors = f'sum by ({by_route}) (rate(http_requests_total{{{SCOPE}, status=~"5.."}}[{RATE}]))'
-    b.row("Rate")
+    synthetic = f'namespace=~"$namespace", job="{sel.synthetic_job}"'
+    b.row(15, "User side (synthetic probe)")
     b.panel(
+        16,
+        "red-synthetic-journey",
+        graph(
+            "Synthetic journey success",
+            "1 when the probe's last whole /api journey succeeded from outside the pods, 0 when it failed: "
+            "the user's view, which still shows an outage when no pod is ready and the app sees nothing.",
+            "none",
+            [(f"max by (namespace) (synthetic_journey_success{{{synthetic}}})", "{{namespace}}")],
+            width=8,
+            thresholds=_thresholds((None, "red"), (1, "green")),
+        ),
+    )
+    b.panel(
+        17,
+        "red-synthetic-steps",
+        graph(
+            "Synthetic step success",
+            "Success (1) or failure (0) of each step of the probe's journey: which step broke.",
+            "none",
+            [(f"max by (namespace, step) (synthetic_step_success{{{synthetic}}})", "{{namespace}} {{step}}")],
+            width=8,
+        ),
+    )
+    b.panel(
+        18,
+        "red-synthetic-duration",
+        graph(
+            "Synthetic journey duration",
+            "Seconds the probe's whole journey took, as a user would wait for it.",
+            "s",
+            [(f"max by (namespace) (synthetic_journey_duration_seconds{{{synthetic}}})", "{{namespace}}")],
+            width=8,
+        ),
+    )
+    b.row(1, "Rate")
+    b.panel(
+        2,
         "red-request-rate",
         graph(
             "Request rate by route",
@@ -220,6 +327,7 @@ def red_overview(spec: SloSpec, environment: str) -> Board:
         ),
     )
     b.panel(
+        3,
         "red-in-flight",
         graph(
             "In-flight requests",
@@ -229,8 +337,9 @@ def red_overview(spec: SloSpec, environment: str) -> Board:
             [(f"sum by (method) (http_requests_in_progress{{{SCOPE}}})", "{{method}}")],
         ),
     )
-    b.row("Errors")
+    b.row(4, "Errors")
     b.panel(
+        5,
         "red-error-ratio-by-route",
         graph(
             "5xx ratio by route",
@@ -242,6 +351,7 @@ def red_overview(spec: SloSpec, environment: str) -> Board:
         ),
     )
     b.panel(
+        6,
         "red-responses-by-status",
         graph(
             "Responses by status",
@@ -251,56 +361,71 @@ def red_overview(spec: SloSpec, environment: str) -> Board:
             [(f"sum by (status) (rate(http_requests_total{{{SCOPE}}}[{RATE}]))", "{{status}}")],
         ),
     )
-    b.row("Duration")
-    for quantile in (0.5, 0.95, 0.99):
-        label = f"p{round(quantile * 100)}"
-        b.panel(
-            f"red-latency-{label}",
-            graph(
-                f"Latency {label} by route",
-                f"{label} of request duration per route from the histogram (bucket resolution; "
-                "interpolated within a bucket).",
-                "s",
-                [
-                    (
-                        f"histogram_quantile({quantile}, sum by (le, {by_route}) "
-                        f"(rate(http_request_duration_seconds_bucket{{{SCOPE}}}[{RATE}])))",
-                        "{{method}} {{route}}",
-                    )
-                ],
-                width=8,
-            ),
-        )
-    b.row("Endpoint classes")
+    by_instance_total = f"sum by (instance) (rate(http_requests_total{{{SCOPE}}}[{RATE}]))"
+    by_instance_errors = f'sum by (instance) (rate(http_requests_total{{{SCOPE}, status=~"5.."}}[{RATE}]))'
     b.panel(
-        "red-class-p95-vs-target",
+        19,
+        "red-error-ratio-by-instance",
         graph(
-            "p95 per endpoint class / target",
-            "p95 latency of each endpoint class (5m) divided by its p95 target from alerts/slo.yaml: above 1 "
-            "(dashed line) the class misses the target the load-test gate enforces.",
+            "5xx ratio by pod",
+            "Share of requests answered 5xx per API pod (instance): one pod far above the others is a "
+            "pod problem (its node, its connections), all pods alike is the code or a dependency.",
             "percentunit",
+            [(f"({by_instance_errors} or {by_instance_total} * 0)\n/\n{by_instance_total}", "{{instance}}")],
+            width=24,
+        ),
+    )
+    b.row(7, "Duration")
+    b.panel(
+        10,
+        "red-latency-p99",
+        graph(
+            "Latency p99 by route",
+            "p99 of request duration per route from the histogram (bucket resolution; interpolated within "
+            "a bucket): where to look once the SLI per class says a class is slow.",
+            "s",
             [
                 (
-                    f'{CLASS_P95}{{{SCOPE}, endpoint_class="{name}"}} / {number(targets.p95_ms / 1000)}',
-                    f"{{{{endpoint_class}}}} (target {targets.p95_ms:g} ms)",
+                    f"histogram_quantile(0.99, sum by (le, {by_route}) "
+                    f"(rate(http_request_duration_seconds_bucket{{{SCOPE}}}[{RATE}])))",
+                    "{{method}} {{route}}",
                 )
-                for name, targets in objectives.classes.items()
             ],
-            thresholds=_thresholds((None, "green"), (1, "red")),
+            width=24,
+        ),
+    )
+    b.row(11, "Endpoint classes (the SLIs per class)")
+    budget = f'1 - {OBJECTIVE}{{{SCOPE}, slo="latency"}}'
+    b.panel(
+        12,
+        "red-class-slow-share",
+        graph(
+            "Share over the latency threshold per class",
+            "The latency SLI per endpoint class: share of its non-5xx requests slower than the class's "
+            "threshold (alerts/slo.yaml: "
+            + ", ".join(f"{c.name} {c.latency_threshold_ms} ms" for c in spec.slo_classes)
+            + "), over 5m. The budget line is 1 - the environment's latency objective (recorded): a class "
+            "above it burns the latency budget.",
+            "percentunit",
+            [
+                (f"{CLASS_SLOW_RATIO}{{{SCOPE}}}", "{{endpoint_class}}"),
+                (budget, "budget {{namespace}}"),
+            ],
         ),
     )
     b.panel(
+        13,
         "red-class-request-rate",
         graph(
             "Request rate per endpoint class",
             "Requests per second per endpoint class (5m rate), to compare with the throughput the "
-            "service must "
-            "sustain (alerts/slo.yaml min_throughput_rps).",
+            "service must sustain (alerts/slo.yaml min_throughput_rps).",
             "reqps",
             [(f"{CLASS_REQUESTS}{{{SCOPE}}}", "{{endpoint_class}}")],
         ),
     )
     b.panel(
+        14,
         "red-class-error-ratio",
         graph(
             "5xx ratio per endpoint class",
@@ -312,77 +437,96 @@ def red_overview(spec: SloSpec, environment: str) -> Board:
     return b
 
 
+# Panel ids of the SLO board: (row, SLI stat, budget stat, SLI vs objective, burn rate, burndown).
+_SLO_PANEL_IDS = {
+    "availability": (1, 2, 3, 4, 5, 13),
+    "latency": (6, 7, 8, 9, 10, 14),
+    "synthetic": (15, 16, 17, 18, 19, 20),
+}
+
+
 def slo_board(spec: SloSpec, environment: str) -> Board:
     objectives = spec.objectives(environment)
     b = _new_board(
         spec,
         f"{spec.service.name}-slo",
         f"{spec.service.name} / SLOs",
-        f"SLIs against the objectives of alerts/slo.yaml ({environment}), error budget and burn rates.",
+        "SLIs against each environment's objectives (recorded from alerts/slo.yaml), error budget, "
+        "burn rates and the budget burndown.",
     )
+    b.builder.time("now-7d", "now")
     period = window_name(spec.period_seconds)
     windows = sorted(
         {w.long_seconds for w in spec.burn_rate_windows} | {w.short_seconds for w in spec.burn_rate_windows}
     )
     burn_rates = sorted({w.burn_rate for w in spec.burn_rate_windows})
+    whats = {
+        "availability": "share of SLO requests not answered 5xx",
+        "latency": "share of non-5xx SLO requests faster than their class threshold",
+        "synthetic": "share of time the synthetic probe's whole journey succeeds (the user's side)",
+    }
     for slo in SLOS:
-        objective = (
-            objectives.availability_objective if slo == "availability" else objectives.latency_objective
-        )
-        budget = 1 - objective
+        row, sli_id, budget_id, vs_id, burn_id, burndown_id = _SLO_PANEL_IDS[slo]
+        scope = _slo_scope(spec, slo)
+        objective = _objective(spec, slo)
 
-        def sli(window: str, slo: str = slo) -> str:
-            return f'{SLI_ERROR_RATIO.format(window=window)}{{{SCOPE}, slo="{slo}"}}'
+        def sli(window: str, slo: str = slo, scope: str = scope) -> str:
+            return f'{SLI_ERROR_RATIO.format(window=window)}{{{scope}, slo="{slo}"}}'
 
-        what = (
-            "share of SLO requests not answered 5xx"
-            if slo == "availability"
-            else "share of non-5xx SLO requests faster than their class threshold"
-        )
-        b.row(f"{slo.capitalize()} SLO ({number(objective * 100)}%)")
+        b.row(row, f"{slo.capitalize()} SLO")
         b.panel(
+            sli_id,
             f"slo-{slo}-sli",
             single_stat(
                 f"{slo.capitalize()} over {period}",
-                f"SLI over the SLO period: {what}. Red below the objective ({number(objective * 100)}%).",
+                f"SLI over the SLO period ({whats[slo]}), and the namespace's objective as recorded by the "
+                "rules (each environment has its own).",
                 "percentunit",
-                f"1 - {sli(period)}",
-                _thresholds((None, "red"), (objective, "green")),
+                [(f"1 - {sli(period)}", "SLI {{namespace}}"), (objective, "objective {{namespace}}")],
+                _thresholds((None, "blue")),
             ),
         )
         b.panel(
+            budget_id,
             f"slo-{slo}-budget",
             single_stat(
                 "Error budget remaining",
-                f"Share of the {period} error budget ({number(budget * 100)}% of requests) still unspent; "
-                "below 0 the SLO is breached.",
+                f"Share of the {period} error budget still unspent, against the environment's own "
+                "objective; below 0 the SLO is breached.",
                 "percentunit",
-                f'{BUDGET_REMAINING}{{{SCOPE}, slo="{slo}"}}',
+                [(f'{BUDGET_REMAINING}{{{scope}, slo="{slo}"}}', "{{namespace}}")],
                 _thresholds((None, "red"), (0, "orange"), (0.25, "green")),
             ),
         )
         b.panel(
+            vs_id,
             f"slo-{slo}-sli-vs-objective",
             graph(
                 "SLI (1h) vs objective",
-                f"The {what} over a sliding hour; the dashed line is the objective.",
+                f"The {whats[slo]} over a sliding hour, and the recorded objective of the namespace.",
                 "percentunit",
-                [(f"1 - {sli('1h')}", "{{namespace}}")],
-                thresholds=_thresholds((None, "red"), (objective, "green")),
+                [(f"1 - {sli('1h')}", "SLI {{namespace}}"), (objective, "objective {{namespace}}")],
                 minimum=None,
             ),
         )
         b.panel(
+            burn_id,
             f"slo-{slo}-burn-rate",
             graph(
                 "Burn rate per window",
-                "Error ratio divided by the error budget (1 = spending exactly the budget over the period). "
-                f"Dashed lines: the alert burn rates {', '.join(number(r) for r in burn_rates)}; a page "
-                "needs both "
-                "windows of a pair above its line.",
+                "Error ratio divided by the namespace's error budget (1 = spending exactly the budget "
+                "over the period). Dashed lines: the alert burn rates "
+                f"{', '.join(number(r) for r in burn_rates)}; a page needs both windows of a pair above "
+                "its line.",
                 "x",
-                [(f"{sli(window_name(w))} / {number(budget)}", window_name(w)) for w in windows],
-                width=24,
+                [
+                    (
+                        f"{sli(window_name(w))}\n/ on (namespace, job, slo)\n(1 - {objective})",
+                        f"{window_name(w)} {{{{namespace}}}}",
+                    )
+                    for w in windows
+                ],
+                width=12,
                 thresholds=_thresholds(
                     (None, "green"),
                     *[
@@ -392,14 +536,29 @@ def slo_board(spec: SloSpec, environment: str) -> Board:
                 ),
             ),
         )
-    b.row("Traffic in the SLO")
+        b.panel(
+            burndown_id,
+            f"slo-{slo}-burndown",
+            graph(
+                f"Error budget burndown ({period})",
+                f"Budget remaining over the last {period} (the rolling SLO period): a steady slope is "
+                "normal spending, a cliff is an incident; at 0 the SLO is breached.",
+                "percentunit",
+                [(f'{BUDGET_REMAINING}{{{scope}, slo="{slo}"}}', "{{namespace}}")],
+                width=12,
+                minimum=None,
+                thresholds=_thresholds((None, "red"), (0, "green")),
+                time_from=period,
+            ),
+        )
+    b.row(11, "Traffic in the SLO")
     b.panel(
+        12,
         "slo-requests",
         graph(
             "SLO request rate",
             "Requests per second counted by the SLIs (health probes excluded). Below the dashed "
-            "low-traffic guard "
-            "the burn-rate alerts stay silent.",
+            "low-traffic guard the burn-rate alerts stay silent.",
             "reqps",
             [(f"{SLI_REQUESTS.format(window='5m')}{{{SCOPE}}}", "{{namespace}}")],
             width=24,
@@ -414,15 +573,18 @@ def saturation_board(spec: SloSpec, environment: str) -> Board:
     sel, t = spec.selectors, spec.thresholds
     ksm_scope = f'job="{sel.kube_state_metrics_job}", namespace=~"$namespace"'
     ksm = f'{ksm_scope}, pod=~"{sel.pod_regex}"'
+    deployments = f'{ksm_scope}, deployment=~"{sel.deployment_regex}"'
+    cadvisor = f'job="{sel.cadvisor_job}", namespace=~"$namespace", pod=~"{sel.pod_regex}", container!=""'
     hpa = f'{ksm_scope}, horizontalpodautoscaler="{sel.hpa_name}"'
     b = _new_board(
         spec,
         f"{spec.service.name}-saturation",
         f"{spec.service.name} / Saturation",
-        "Resources and queues: pods, CPU, memory, database pool, outbox worker, certificates.",
+        "Resources and queues: pods, CPU, memory, event loop, database pool, outbox worker, certificates.",
     )
-    b.row("Pods")
+    b.row(1, "Pods")
     b.panel(
+        2,
         "saturation-targets-up",
         graph(
             "Scrape targets up",
@@ -433,22 +595,35 @@ def saturation_board(spec: SloSpec, environment: str) -> Board:
         ),
     )
     b.panel(
+        3,
         "saturation-pods-ready",
         graph(
-            "Ready pods",
-            "Pods passing their readiness probe (kube-state-metrics): not-ready pods receive no traffic.",
+            "Ready vs desired replicas",
+            "Available (ready) replicas of each Deployment against the replicas it wants "
+            "(kube-state-metrics). Available 0 with desired > 0 is an outage at the edge "
+            "(ApiNoAvailableReplicas); available below desired for long is a stuck rollout or pods "
+            "that cannot get ready.",
             "short",
-            [(f'sum by (pod) (kube_pod_status_ready{{{ksm}, condition="true"}})', "{{pod}}")],
+            [
+                (
+                    f"max by (deployment) (kube_deployment_status_replicas_available{{{deployments}}})",
+                    "ready {{deployment}}",
+                ),
+                (
+                    f"max by (deployment) (kube_deployment_spec_replicas{{{deployments}}})",
+                    "desired {{deployment}}",
+                ),
+            ],
             width=8,
         ),
     )
     b.panel(
+        4,
         "saturation-restarts",
         graph(
             "Container restarts",
             "Container restarts per pod in each interval: steady restarts are a crash loop (OOM kill, "
-            "failing "
-            "start-up, failing liveness probe).",
+            "failing start-up, failing liveness probe).",
             "short",
             [
                 (
@@ -461,27 +636,57 @@ def saturation_board(spec: SloSpec, environment: str) -> Board:
         ),
     )
     b.panel(
+        5,
         "saturation-cpu",
         graph(
-            "CPU per process",
-            "CPU seconds per second used by each API and worker process (1 = one core).",
+            "CPU per pod vs request and limit",
+            "CPU cores used by each pod's containers (cAdvisor), with the containers' CPU request and limit "
+            "(kube-state-metrics): the HPA's utilisation is usage / request; at the limit the kernel "
+            "throttles the container.",
             "short",
             [
                 (
-                    f"sum by (job, instance) (rate(process_cpu_seconds_total{{{SCOPE}}}[{RATE}]))",
-                    "{{job}} {{instance}}",
+                    f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{cadvisor}}}[{RATE}]))",
+                    "used {{pod}}",
+                ),
+                (
+                    f'max by (container) (kube_pod_container_resource_requests{{{ksm}, resource="cpu"}})',
+                    "request {{container}}",
+                ),
+                (
+                    f'max by (container) (kube_pod_container_resource_limits{{{ksm}, resource="cpu"}})',
+                    "limit {{container}}",
+                ),
+            ],
+            width=8,
+        ),
+    )
+    b.panel(
+        19,
+        "saturation-cpu-throttling",
+        graph(
+            "CPU throttling",
+            "Share of CFS periods in which each pod's containers were throttled at their CPU limit: "
+            "above a few percent, latency suffers before CPU usage looks high.",
+            "percentunit",
+            [
+                (
+                    "sum by (pod) (rate(container_cpu_cfs_throttled_periods_total"
+                    f"{{{cadvisor}}}[{RATE}]))\n/\n"
+                    f"sum by (pod) (rate(container_cpu_cfs_periods_total{{{cadvisor}}}[{RATE}]))",
+                    "{{pod}}",
                 )
             ],
             width=8,
         ),
     )
     b.panel(
+        6,
         "saturation-memory",
         graph(
             "Memory per process vs limit",
             "Resident memory of each process, and the containers' memory limit (kube-state-metrics): "
-            "near the "
-            "limit the kernel OOM-kills the container.",
+            "near the limit the kernel OOM-kills the container.",
             "bytes",
             [
                 (
@@ -497,6 +702,26 @@ def saturation_board(spec: SloSpec, environment: str) -> Board:
         ),
     )
     b.panel(
+        20,
+        "saturation-event-loop-lag",
+        graph(
+            "Event-loop lag",
+            "How late the API's event loop runs a timer (p99 and max over the interval, per pod): one "
+            "process serves every request, so lag is added to every request's latency; sustained lag "
+            "means CPU-bound work or a blocking call on the loop.",
+            "s",
+            [
+                (
+                    "histogram_quantile(0.99, sum by (le, instance) "
+                    f"(rate(event_loop_lag_seconds_bucket{{{SCOPE}}}[{RATE}])))",
+                    "p99 {{instance}}",
+                ),
+            ],
+            width=8,
+        ),
+    )
+    b.panel(
+        7,
         "saturation-hpa-replicas",
         graph(
             "Autoscaler replicas",
@@ -511,14 +736,14 @@ def saturation_board(spec: SloSpec, environment: str) -> Board:
             width=8,
         ),
     )
-    b.row("Database and abuse protection")
+    b.row(8, "Database and abuse protection")
     b.panel(
+        9,
         "saturation-db-pool",
         graph(
             "DB pool in use",
             "Connections checked out of each API process's pool divided by the pool's maximum; the "
-            "dashed line "
-            "is the DbPoolSaturated threshold.",
+            "dashed line is the DbPoolSaturated threshold.",
             "percentunit",
             [
                 (
@@ -527,16 +752,35 @@ def saturation_board(spec: SloSpec, environment: str) -> Board:
                     "{{instance}}",
                 )
             ],
+            width=8,
             thresholds=_thresholds((None, "green"), (t.db_pool_saturation_ratio, "red")),
         ),
     )
     b.panel(
+        21,
+        "saturation-db-pool-wait",
+        graph(
+            "DB pool wait time",
+            "How long units of work wait for a pooled database connection (p99 per pod): waiting is "
+            "the first sign of a saturated pool, before DB_POOL_TIMEOUT_SECONDS turns it into 500s.",
+            "s",
+            [
+                (
+                    "histogram_quantile(0.99, sum by (le, instance) "
+                    f"(rate(db_pool_checkout_wait_seconds_bucket{{{SCOPE}}}[{RATE}])))",
+                    "p99 {{instance}}",
+                )
+            ],
+            width=8,
+        ),
+    )
+    b.panel(
+        10,
         "saturation-rate-limited",
         graph(
             "Rate-limited requests",
             "Requests refused with 429 per route class, and errors of the rate-limit storage (Redis) "
-            "that made "
-            "the limiter fail open.",
+            "that made the limiter fall back to per-process counting (RateLimitStorageFailing).",
             "reqps",
             [
                 (
@@ -545,10 +789,12 @@ def saturation_board(spec: SloSpec, environment: str) -> Board:
                 ),
                 (f"sum(rate(rate_limit_storage_errors_total{{{SCOPE}}}[{RATE}]))", "storage errors"),
             ],
+            width=8,
         ),
     )
-    b.row("Outbox worker")
+    b.row(11, "Outbox worker")
     b.panel(
+        12,
         "saturation-outbox-pending",
         graph(
             "Outbox events pending",
@@ -559,11 +805,12 @@ def saturation_board(spec: SloSpec, environment: str) -> Board:
         ),
     )
     b.panel(
+        13,
         "saturation-outbox-age",
         graph(
             "Oldest pending event age",
             "Age of the oldest undelivered outbox event; the dashed line is the OutboxBacklogAging "
-            "threshold.",
+            "threshold. Frozen while polls fail: read it with the poll panel.",
             "s",
             [(f"max by (job) (outbox_oldest_pending_age_seconds{{{SCOPE}}})", "{{job}}")],
             width=8,
@@ -571,6 +818,29 @@ def saturation_board(spec: SloSpec, environment: str) -> Board:
         ),
     )
     b.panel(
+        22,
+        "saturation-outbox-poll",
+        graph(
+            "Time since the last successful poll",
+            "Seconds since each worker last polled the outbox successfully (the dashed line is the "
+            "OutboxPollStale threshold), and failed polls per second.",
+            "s",
+            [
+                (
+                    f"time() - max by (instance) (outbox_last_poll_success_timestamp_seconds{{{SCOPE}}})",
+                    "since success {{instance}}",
+                ),
+                (
+                    f"sum by (instance) (rate(outbox_poll_failures_total{{{SCOPE}}}[{RATE}]))",
+                    "failures/s {{instance}}",
+                ),
+            ],
+            width=8,
+            thresholds=_thresholds((None, "green"), (t.outbox_poll_stale_seconds, "red")),
+        ),
+    )
+    b.panel(
+        14,
         "saturation-worker-throughput",
         graph(
             "Worker deliveries by outcome",
@@ -581,6 +851,7 @@ def saturation_board(spec: SloSpec, environment: str) -> Board:
         ),
     )
     b.panel(
+        15,
         "saturation-outbox-dead-lettered",
         graph(
             "Dead-lettered events",
@@ -592,38 +863,45 @@ def saturation_board(spec: SloSpec, environment: str) -> Board:
         ),
     )
     b.panel(
+        16,
         "saturation-circuit-breaker",
         graph(
             "Circuit breaker state",
-            "0 closed (calls flow), 1 half-open (probing), 2 open (calls refused), per breaker and worker.",
+            "State per breaker and worker: closed (calls flow), half-open (probing), open (calls refused).",
             "none",
             [(f"max by (name, instance) (circuit_breaker_state{{{SCOPE}}})", "{{name}} {{instance}}")],
             width=8,
             thresholds=_thresholds((None, "green"), (1, "orange"), (2, "red")),
+            mappings={0: ("closed", "green"), 1: ("half-open", "orange"), 2: ("open", "red")},
         ),
     )
     b.panel(
+        17,
         "saturation-certificate-expiry",
         graph(
             "Certificate time to expiry",
-            "Time left before each TLS certificate of the service expires (cert-manager); the dashed "
-            "line is the "
-            "CertificateExpiringSoon threshold.",
+            "Time left before each environment's TLS certificate expires (cert-manager; they live in "
+            "the shared Gateway's namespace, one per environment host); the dashed lines are the "
+            "CertificateExpiringSoon warning and critical thresholds.",
             "s",
             [
                 (
                     "min by (name) "
                     f'(certmanager_certificate_expiration_timestamp_seconds{{job="{sel.cert_manager_job}", '
-                    f'namespace=~"$namespace", name=~"{sel.certificate_regex}"}}) - time()',
+                    f'name=~"{sel.certificate_name.format(environment=".+")}"}}) - time()',
                     "{{name}}",
                 )
             ],
             width=8,
-            thresholds=_thresholds((None, "red"), (t.certificate_expiry_days * 86400, "green")),
+            thresholds=_thresholds(
+                (None, "red"),
+                (t.certificate_expiry_critical_days * 86400, "orange"),
+                (t.certificate_expiry_days * 86400, "green"),
+            ),
         ),
     )
-    # Last, so the panel ids that alert links point at stay as they were.
     b.panel(
+        18,
         "saturation-idempotency-sweep",
         graph(
             "Expired idempotency keys swept",

@@ -3,9 +3,10 @@
     python -m kit.generate            write the committed outputs
     python -m kit.generate --check    exit 1 listing stale outputs (what the freshness test runs)
     python -m kit.generate --environment staging --out DIR
-                                      render another environment's rules and dashboards into DIR
+                                      render one environment's rules and the dashboards into DIR
 
-Outputs: alerts/generated/rules.yaml, dashboards/*.json, loadtests/targets.json.
+Outputs: alerts/generated/rules.yaml (the alerting environment, prod) and rules-<env>.yaml for
+every other environment that runs in a cluster, dashboards/*.json, loadtests/targets.json.
 A bad spec prints one line (``error: <key>: <problem>``) and exits 2.
 """
 
@@ -29,16 +30,23 @@ def render_json(document: object) -> str:
 def render_all(spec: slo.SloSpec, environment: str | None = None, out: Path | None = None) -> dict[Path, str]:
     """Every output file and its exact content, rendered in memory (nothing is written).
 
-    ``out`` puts the environment-specific outputs (rules, dashboards) into one directory
-    instead of their committed places; the load-test targets cover every environment.
+    ``out`` puts one environment's rules (default: the alerting environment) and the
+    dashboards into one directory instead of their committed places; without it, every
+    deployed environment's rules and the load-test targets (all environments) are rendered.
     """
-    options = alerts_gen.RenderOptions(environment=environment or spec.alerting_environment)
-    spec.objectives(options.environment)  # unknown environment -> SpecError
-    rules_file = out / "rules.yaml" if out else alerts_gen.RULES_FILE
-    outputs = {rules_file: alerts_gen.render_rules_yaml(spec, options)}
-    if out is None:
+    chosen = environment or spec.alerting_environment
+    spec.objectives(chosen)  # unknown environment -> SpecError
+    if out is not None:
+        outputs = {out / "rules.yaml": alerts_gen.render_rules_yaml(spec, alerts_gen.RenderOptions(chosen))}
+    else:
+        outputs = {
+            alerts_gen.rules_file(spec, env): alerts_gen.render_rules_yaml(
+                spec, alerts_gen.RenderOptions(env)
+            )
+            for env in alerts_gen.deployed_environments()
+        }
         outputs[TARGETS_FILE] = render_json(slo.load_targets_document(spec))
-    for uid, document in dashboards_gen.render_dashboards(spec, options.environment).items():
+    for uid, document in dashboards_gen.render_dashboards(spec, chosen).items():
         outputs[(out or dashboards_gen.DASHBOARDS_DIR) / f"{uid}.json"] = render_json(document)
     return outputs
 

@@ -8,8 +8,10 @@
 
 Outputs: k8s/overlays/<env>/{kustomization.yaml,env-settings.yaml,env-resources.yaml,release.yaml}
 for every deployed environment, k8s/platform/gateway/gateway.yaml (the shared Gateway's
-listeners and certificates, one per environment host), and
-k8s/components/alerting/prometheusrule.yaml wrapping alerts/generated/rules.yaml.
+listeners and certificates, one per environment host), and k8s/components/alerting/<env>/ for
+every environment with alerting: a Component holding that environment's PrometheusRule
+(alerts/generated/rules*.yaml, scoped to its namespace). The dev one also carries the preview
+rule set, which never pages: previews run in the dev cluster and share its Prometheus.
 The base (k8s/base) is hand-written; an overlay holds only what differs between environments.
 `release.yaml` is the deployed image (tag and digest): the release pipeline writes the digest
 with `pin-image` and commits it, and regenerating keeps it while the tag is unchanged.
@@ -58,7 +60,10 @@ PREVIEW_EXPIRES_LABEL = "preview.kit/expires-at"
 # The in-cluster load test's traffic (k8s/loadtest): its worker pods' labels.
 LOCUST_WORKER_LABELS = {"app.kubernetes.io/name": "locust", "app.kubernetes.io/component": "locust-worker"}
 ALERT_RULES_FILE = ALERTS / "generated" / "rules.yaml"
-PROMETHEUS_RULE_FILE = K8S / "components" / "alerting" / "prometheusrule.yaml"
+ALERTING_COMPONENTS = K8S / "components" / "alerting"
+PROMETHEUS_RULE = "prometheusrule.yaml"
+# Previews share the dev cluster's Prometheus: the dev overlay deploys their rule set too.
+PREVIEW_RULES_HOST = "dev"
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 IMAGE_BY_DIGEST = re.compile(r"^(?P<repository>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
@@ -474,7 +479,7 @@ def render_kustomization(
     if env.autoscaling is not None:
         components.append("../../components/autoscaling")
     if env.alerting:
-        components.append("../../components/alerting")
+        components.append(f"../../components/alerting/{env.name}")
     # The kit's operator pods everywhere; the synthetic probe CronJob wherever the environment is
     # not per pull request (the delivery pipeline runs `kit smoke` against a preview instead).
     components.append("../../components/kit-ops")
@@ -664,16 +669,46 @@ def load_alert_rules(path: Path = ALERT_RULES_FILE) -> dict[str, Any]:
     return document
 
 
-def render_prometheus_rule(rules: dict[str, Any]) -> str:
+def render_prometheus_rule(rules: dict[str, Any], path: Path = ALERT_RULES_FILE, name: str = SERVICE) -> str:
     """The rules file wrapped as a Prometheus Operator PrometheusRule, groups unchanged."""
-    source = _display(ALERT_RULES_FILE) if rules is not PLACEHOLDER_RULES else "a placeholder"
+    source = _display(path) if rules is not PLACEHOLDER_RULES else "a placeholder"
     document = {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": {"name": SERVICE, "labels": {"app.kubernetes.io/component": "alerting"}},
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/component": "alerting"}},
         "spec": {"groups": rules["groups"]},
     }
     return _header(f"{source} (make generate-alerts)") + dump(document)
+
+
+def rules_path(environment: str) -> Path:
+    """Where `make generate-alerts` writes an environment's rules."""
+    from kit import alerts_gen, slo  # the SLO side: only needed for the alerting components
+
+    return alerts_gen.rules_file(slo.load(), environment)
+
+
+def render_alerting_component(env: Environment, config: EnvironmentsConfig) -> dict[str, str]:
+    """File name -> content of components/alerting/<env>: the environment's PrometheusRule(s)."""
+    own = rules_path(env.name)
+    files = {PROMETHEUS_RULE: render_prometheus_rule(load_alert_rules(own), own)}
+    if env.name == PREVIEW_RULES_HOST:
+        for preview in (e for e in deployed(config) if e.namespace_template):
+            path = rules_path(preview.name)
+            files[f"prometheusrule-{preview.name}.yaml"] = render_prometheus_rule(
+                load_alert_rules(path), path, f"{SERVICE}-{preview.name}"
+            )
+    component = {
+        "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+        "kind": "Component",
+        "resources": sorted(files),
+    }
+    note = (
+        f"# The {env.name} environment's alert rules (scoped to its namespace, its objectives).\n"
+        "# Do not set the operator's enforcedNamespaceLabel: the rules scope themselves, and the\n"
+        "# preview rule set selects every preview namespace.\n"
+    )
+    return {KUSTOMIZATION: _header("alerts/generated") + note + dump(component), **files}
 
 
 def render_all(config: EnvironmentsConfig | None = None, k8s_dir: Path = K8S) -> dict[Path, str]:
@@ -686,8 +721,10 @@ def render_all(config: EnvironmentsConfig | None = None, k8s_dir: Path = K8S) ->
         release = release_for(env, config.image_repository, overlay)
         for name, text in render_overlay(env, config, release, preview).items():
             outputs[overlay / name] = text
+        if env.alerting:
+            for name, text in render_alerting_component(env, config).items():
+                outputs[k8s_dir / ALERTING_COMPONENTS.relative_to(K8S) / env.name / name] = text
     outputs[k8s_dir / PLATFORM_GATEWAY.relative_to(K8S) / GATEWAY_FILE] = render_gateway(config)
-    outputs[k8s_dir / PROMETHEUS_RULE_FILE.relative_to(K8S)] = render_prometheus_rule(load_alert_rules())
     return outputs
 
 

@@ -26,7 +26,11 @@ BUDGET_REMAINING = "slo:error_budget_remaining:ratio"
 CLASS_REQUESTS = "endpoint_class:http_requests:rate5m"
 CLASS_ERROR_RATIO = "endpoint_class:http_errors:ratio_rate5m"
 CLASS_P95 = "endpoint_class:http_request_duration_seconds:p95_rate5m"
-SLOS = ("availability", "latency")
+# Share of requests of a class slower than its latency threshold (the latency SLI per class).
+CLASS_SLOW_RATIO = "endpoint_class:http_slow:ratio_rate5m"
+# The objective of each SLO, recorded per namespace so dashboards read it from data.
+OBJECTIVE = "slo:objective:ratio"
+SLOS = ("availability", "latency", "synthetic")
 
 _RE2_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
 
@@ -53,21 +57,42 @@ def window_name(seconds: int) -> str:
 
 @dataclass(frozen=True)
 class Queries:
-    """Expressions over the service's metrics, parameterised by the job matchers in the spec."""
+    """Expressions over the service's metrics, parameterised by the job matchers in the spec.
+
+    ``namespace`` is a matcher (``namespace="reference-service-prod"``) added to every selector,
+    so the rules of one environment never read another's series; empty for no scoping.
+    """
 
     spec: SloSpec
+    namespace: str = ""
+
+    def _scoped(self, matcher_text: str) -> str:
+        return f"{matcher_text}, {self.namespace}" if self.namespace else matcher_text
 
     @property
     def api(self) -> str:
-        return f'job="{self.spec.selectors.api_job}"'
+        return self._scoped(f'job="{self.spec.selectors.api_job}"')
 
     @property
     def worker(self) -> str:
-        return f'job="{self.spec.selectors.worker_job}"'
+        return self._scoped(f'job="{self.spec.selectors.worker_job}"')
+
+    @property
+    def synthetic(self) -> str:
+        return self._scoped(f'job="{self.spec.selectors.synthetic_job}"')
 
     @property
     def kube_state(self) -> str:
-        return f'job="{self.spec.selectors.kube_state_metrics_job}"'
+        return self._scoped(f'job="{self.spec.selectors.kube_state_metrics_job}"')
+
+    @property
+    def cert_manager(self) -> str:
+        return self._scoped(f'job="{self.spec.selectors.cert_manager_job}"')
+
+    def recorded(self, name: str, **labels: str) -> str:
+        """A recording rule's output, scoped like every other selector."""
+        matchers = [f'{k}="{v}"' for k, v in labels.items()] + ([self.namespace] if self.namespace else [])
+        return f"{name}{{{', '.join(matchers)}}}" if matchers else name
 
     @property
     def pods(self) -> str:
@@ -121,6 +146,22 @@ class Queries:
         )
         total = self.class_requests(endpoint_class, window, job)
         return f"({errors} or {total} * 0)\n/\n{total}"
+
+    def class_slow_ratio(self, endpoint_class: EndpointClass, window: str) -> str:
+        """Share of the class's non-5xx requests slower than its threshold (0 with traffic, none slow)."""
+        ok = self.union_rate(
+            "http_requests_total", self.class_selectors(endpoint_class, 'status!~"5.."'), window
+        )
+        fast = self.union_rate(
+            "http_request_duration_seconds_bucket",
+            self.class_selectors(
+                endpoint_class,
+                'status!~"5.."',
+                f'le="{bucket_label(endpoint_class.latency_threshold_seconds)}"',
+            ),
+            window,
+        )
+        return f"1 - ({fast} or {ok} * 0)\n/\n{ok}"
 
     def class_quantile(
         self, quantile: float, endpoint_class: EndpointClass, window: str, job: str | None = None

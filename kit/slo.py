@@ -1,9 +1,13 @@
 """Typed, validated view of alerts/slo.yaml: the one source of truth for SLOs.
 
 Everything that defends or checks an objective is generated from this spec by
-``python -m kit.generate`` (``make generate``): Prometheus rules, dashboard
-thresholds and the load-test targets. A bad spec stops the generator with one
-line naming the offending key (``SpecError``), never a stack trace.
+``python -m kit.generate`` (``make generate``): Prometheus rules per environment,
+dashboards and the load-test targets. The document is parsed by pydantic models
+(``extra="forbid"``: an unknown key is an error, not ignored); impossible combinations
+(a short window not shorter than its long one, a latency threshold between histogram
+buckets, an objective so low that a burn-rate alert could never fire, ...) are refused
+too. A bad spec stops the generator with one line naming the offending key
+(``SpecError``), never a stack trace.
 
 Load-test targets (``loadtests/targets.json``), schema version 1::
 
@@ -44,9 +48,10 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError
 
 from kit import environments
 from kit.paths import ALERTS
@@ -54,6 +59,7 @@ from kit.paths import ALERTS
 SPEC_FILE = ALERTS / "slo.yaml"
 SEVERITIES = ("critical", "warning")
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
+_COMPOUND_DURATION = re.compile(r"^(?:\d+[dhms])+$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 
@@ -64,19 +70,195 @@ class SpecError(ValueError):
 
 def parse_duration(text: object, where: str) -> int:
     """Prometheus-style single-unit duration ("5m", "1h", "3d") in seconds."""
-    match = _DURATION.match(str(text))
-    if not match or int(match.group(1)) == 0:
-        raise SpecError(f"{where}: {text!r} is not a duration like 30s, 5m, 1h or 3d")
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    try:
+        return _single_unit_duration(text)
+    except ValueError as error:
+        raise SpecError(f"{where}: {error}") from None
+
+
+def _interval_seconds(text: object) -> int:
+    """A Prometheus duration, compound allowed ("2m30s"), in seconds."""
+    if not isinstance(text, str) or not _COMPOUND_DURATION.match(text):
+        raise ValueError(f"{text!r} is not a duration like 30s, 2m30s or 5m")
+    seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in re.findall(r"(\d+)([dhms])", text))
+    if seconds == 0:
+        raise ValueError(f"{text!r} is not a duration like 30s, 2m30s or 5m")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
-    """Seconds -> the shortest exact Prometheus duration (3600 -> "1h"); at least 1s."""
+    """Seconds -> the shortest exact Prometheus duration (3600 -> "1h", 150 -> "2m30s"); at least 1s."""
     whole = max(1, round(seconds))
     for unit in ("d", "h", "m"):
         if whole % _UNIT_SECONDS[unit] == 0:
             return f"{whole // _UNIT_SECONDS[unit]}{unit}"
+    if whole > 60:
+        return f"{whole // 60}m{whole % 60}s"
     return f"{whole}s"
+
+
+# --- the document, as pydantic models (extra keys forbidden everywhere) -------------------
+
+
+def _single_unit_duration(value: object) -> int:
+    match = _DURATION.match(str(value)) if isinstance(value, str) else None
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"{value!r} is not a duration like 30s, 5m, 1h or 3d")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _endpoint_value(value: object) -> tuple[str, str]:
+    parts = value.split() if isinstance(value, str) else []
+    if len(parts) != 2 or parts[0] not in _METHODS or not parts[1].startswith("/"):
+        raise ValueError(f"expected 'METHOD /route/template', got {value!r}")
+    return parts[0], parts[1]
+
+
+def _number(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number, got {value!r}")
+    return value
+
+
+Seconds = Annotated[int, BeforeValidator(_single_unit_duration)]
+Interval = Annotated[int, BeforeValidator(_interval_seconds)]
+Positive = Annotated[float, BeforeValidator(_number), Field(gt=0)]
+Ratio = Annotated[float, BeforeValidator(_number), Field(gt=0, lt=1)]
+Text = Annotated[str, Field(min_length=1)]
+Endpoint = Annotated[tuple[str, str], BeforeValidator(_endpoint_value)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=False)
+
+
+class _ServiceModel(_Model):
+    name: Text
+    # CamelCase: it prefixes every alert name.
+    alert_prefix: Annotated[str, Field(pattern=r"^[A-Z][A-Za-z0-9]*$")]
+    runbook_base_url: Text
+    grafana_base_url: Text
+
+
+class _SelectorsModel(_Model):
+    api_job: Text
+    worker_job: Text
+    synthetic_job: Text
+    kube_state_metrics_job: Text
+    cadvisor_job: Text
+    cert_manager_job: Text
+    prometheus_job: Text
+    api_deployment: Text
+    pod_regex: Text
+    deployment_regex: Text
+    hpa_name: Text
+    certificate_name: Annotated[str, Field(pattern=r"\{environment\}")]
+
+
+class _WindowModel(_Model):
+    severity: Literal["critical", "warning"]
+    long: Seconds
+    short: Seconds
+    burn_rate: Positive
+    for_: Seconds = Field(alias="for")
+
+
+class _RollupModel(_Model):
+    from_window: Seconds
+    interval: Interval
+
+
+class _ClassModel(_Model):
+    endpoints: Annotated[list[Endpoint], Field(min_length=1)]
+    in_slo: StrictBool
+    latency_threshold_ms: Positive
+
+
+class _TargetsModel(_Model):
+    p95_ms: Positive
+    p99_ms: Positive
+    min_throughput_rps: Positive
+
+
+class _TargetsOverrideModel(_Model):
+    p95_ms: Positive | None = None
+    p99_ms: Positive | None = None
+    min_throughput_rps: Positive | None = None
+
+
+class _ObjectivesModel(_Model):
+    availability_objective: Ratio
+    latency_objective: Ratio
+    synthetic_objective: Ratio
+    low_traffic_min_rps: Positive
+    classes: dict[str, _TargetsModel]
+
+
+class _ObjectivesOverrideModel(_Model):
+    availability_objective: Ratio | None = None
+    latency_objective: Ratio | None = None
+    synthetic_objective: Ratio | None = None
+    low_traffic_min_rps: Positive | None = None
+    classes: dict[str, _TargetsOverrideModel] = Field(default_factory=dict)
+
+
+class _ThresholdsModel(_Model):
+    high_5xx_ratio: Ratio
+    db_pool_saturation_ratio: Ratio
+    outbox_oldest_pending_age_seconds: Positive
+    outbox_poll_stale_seconds: Positive
+    synthetic_probe_stale_seconds: Positive
+    certificate_expiry_days: Positive
+    certificate_expiry_critical_days: Positive
+
+
+class _SpecModel(_Model):
+    version: Literal[1]
+    service: _ServiceModel
+    selectors: _SelectorsModel
+    alerting_environment: Text
+    period: Seconds
+    histogram_buckets_seconds: Annotated[list[Positive], Field(min_length=1)]
+    burn_rate_windows: Annotated[list[_WindowModel], Field(min_length=1)]
+    long_window_rollups: _RollupModel
+    endpoint_classes: Annotated[dict[str, _ClassModel], Field(min_length=1)]
+    defaults: _ObjectivesModel
+    environments: dict[str, _ObjectivesOverrideModel] = Field(default_factory=dict)
+    thresholds: _ThresholdsModel
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "slo.yaml"
+
+
+def _one_line(error: ValidationError) -> str:
+    """Pydantic's errors as one line; missing and unknown keys grouped per mapping, like a human would."""
+    missing: dict[str, list[str]] = {}
+    unknown: dict[str, list[str]] = {}
+    other: list[str] = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        if item["type"] == "missing":
+            missing.setdefault(_where(loc[:-1]), []).append(str(loc[-1]))
+        elif item["type"] == "extra_forbidden":
+            unknown.setdefault(_where(loc[:-1]), []).append(str(loc[-1]))
+        else:
+            message = str(item["msg"]).removeprefix("Value error, ")
+            if item["type"] == "literal_error" and loc == ("version",):
+                message = f"only version 1 is understood, got {item['input']!r}"
+            other.append(f"{_where(loc)}: {message}")
+    parts = [f"{where}: unknown key(s) {', '.join(sorted(keys))}" for where, keys in unknown.items()]
+    parts += [f"{where}: missing key(s) {', '.join(sorted(keys))}" for where, keys in missing.items()]
+    return "; ".join(parts + other)
+
+
+# --- the validated spec, as the generators use it -------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -91,11 +273,16 @@ class ServiceInfo:
 class Selectors:
     api_job: str
     worker_job: str
+    synthetic_job: str
     kube_state_metrics_job: str
+    cadvisor_job: str
     cert_manager_job: str
+    prometheus_job: str
+    api_deployment: str
     pod_regex: str
+    deployment_regex: str
     hpa_name: str
-    certificate_regex: str
+    certificate_name: str  # template: {environment}
 
 
 @dataclass(frozen=True)
@@ -105,6 +292,14 @@ class BurnRateWindow:
     short_seconds: int
     burn_rate: float
     for_seconds: int
+
+
+@dataclass(frozen=True)
+class Rollups:
+    """Windows of at least ``from_seconds`` are averaged from recorded 5m series, every ``interval``."""
+
+    from_seconds: int
+    interval_seconds: int
 
 
 @dataclass(frozen=True)
@@ -147,6 +342,7 @@ class Objectives:
     environment: str
     availability_objective: float
     latency_objective: float
+    synthetic_objective: float
     low_traffic_min_rps: float
     classes: dict[str, ClassTargets]
 
@@ -158,14 +354,21 @@ class Objectives:
     def latency_error_budget(self) -> float:
         return 1 - self.latency_objective
 
+    def objective(self, slo: str) -> float:
+        """The objective of an SLO by name (availability, latency, synthetic)."""
+        value: float = getattr(self, f"{slo}_objective")
+        return value
+
 
 @dataclass(frozen=True)
 class Thresholds:
     high_5xx_ratio: float
     db_pool_saturation_ratio: float
     outbox_oldest_pending_age_seconds: float
-    crash_loop_restarts_15m: float
+    outbox_poll_stale_seconds: float
+    synthetic_probe_stale_seconds: float
     certificate_expiry_days: float
+    certificate_expiry_critical_days: float
 
 
 @dataclass(frozen=True)
@@ -176,6 +379,7 @@ class SloSpec:
     period_seconds: int
     histogram_buckets_seconds: tuple[float, ...]
     burn_rate_windows: tuple[BurnRateWindow, ...]
+    rollups: Rollups
     endpoint_classes: dict[str, EndpointClass]
     thresholds: Thresholds
     _objectives: dict[str, Objectives]
@@ -202,239 +406,142 @@ class SloSpec:
         return None
 
 
-# --- parsing helpers: each raises SpecError naming the dotted key -------------------------
+# --- cross-key checks pydantic cannot express per field -------------------------------------
 
 
-def _mapping(
-    raw: object, where: str, required: set[str], optional: set[str] | frozenset[str] = frozenset()
-) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise SpecError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    unknown = set(raw) - required - optional
-    if unknown:
-        raise SpecError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
-    missing = required - set(raw)
-    if missing:
-        raise SpecError(f"{where}: missing key(s) {', '.join(sorted(missing))}")
-    return raw
+def _check_classes(model: _SpecModel, buckets: tuple[float, ...]) -> dict[str, EndpointClass]:
+    classes: dict[str, EndpointClass] = {}
+    owner: dict[tuple[str, str], str] = {}
+    for name, raw in model.endpoint_classes.items():
+        where = f"endpoint_classes.{name}"
+        threshold = raw.latency_threshold_ms
+        if threshold / 1000 not in buckets:
+            raise SpecError(
+                f"{where}.latency_threshold_ms: {threshold:g} ms is not a histogram bucket bound "
+                "(histogram_buckets_seconds), so the SLI could not count it exactly"
+            )
+        for endpoint in raw.endpoints:
+            if endpoint in owner:
+                raise SpecError(f"{where}: {endpoint[0]} {endpoint[1]} already in class {owner[endpoint]}")
+            owner[endpoint] = name
+        classes[name] = EndpointClass(name, tuple(raw.endpoints), raw.in_slo, int(threshold))
+    if not any(c.in_slo for c in classes.values()):
+        raise SpecError("endpoint_classes: at least one class must have in_slo: true")
+    return classes
 
 
-def _text(raw: object, where: str) -> str:
-    if not isinstance(raw, str) or not raw.strip():
-        raise SpecError(f"{where}: expected a non-empty string")
-    return raw
-
-
-def _number(raw: object, where: str, *, positive: bool = True) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise SpecError(f"{where}: expected a number, got {raw!r}")
-    if positive and raw <= 0:
-        raise SpecError(f"{where}: must be > 0, got {raw}")
-    return float(raw)
-
-
-def _ratio(raw: object, where: str) -> float:
-    value = _number(raw, where)
-    if not 0 < value < 1:
-        raise SpecError(f"{where}: an objective must be strictly between 0 and 1, got {raw}")
-    return value
-
-
-def _endpoint(raw: object, where: str) -> tuple[str, str]:
-    parts = _text(raw, where).split()
-    if len(parts) != 2 or parts[0] not in _METHODS or not parts[1].startswith("/"):
-        raise SpecError(f"{where}: expected 'METHOD /route/template', got {raw!r}")
-    return parts[0], parts[1]
-
-
-def _endpoint_class(name: str, raw: object, buckets: tuple[float, ...]) -> EndpointClass:
-    where = f"endpoint_classes.{name}"
-    data = _mapping(raw, where, {"endpoints", "in_slo", "latency_threshold_ms"})
-    if not isinstance(data["endpoints"], list) or not data["endpoints"]:
-        raise SpecError(f"{where}.endpoints: expected a non-empty list")
-    endpoints = tuple(_endpoint(e, f"{where}.endpoints[{i}]") for i, e in enumerate(data["endpoints"]))
-    threshold = _number(data["latency_threshold_ms"], f"{where}.latency_threshold_ms")
-    if threshold / 1000 not in buckets:
-        raise SpecError(
-            f"{where}.latency_threshold_ms: {threshold:g} ms is not a histogram bucket bound "
-            "(histogram_buckets_seconds), so the SLI could not count it exactly"
-        )
-    if not isinstance(data["in_slo"], bool):
-        raise SpecError(f"{where}.in_slo: expected true or false")
-    return EndpointClass(name, endpoints, data["in_slo"], int(threshold))
-
-
-def _class_targets(raw: object, where: str, base: ClassTargets | None) -> ClassTargets:
-    fields = {"p95_ms", "p99_ms", "min_throughput_rps"}
-    data = _mapping(raw, where, fields if base is None else set(), set() if base is None else fields)
-    values = {key: _number(data[key], f"{where}.{key}") for key in data}
-    merged = ClassTargets(**{**(base.__dict__ if base else {}), **values})
-    if merged.p99_ms < merged.p95_ms:
-        raise SpecError(f"{where}: p99_ms ({merged.p99_ms:g}) is below p95_ms ({merged.p95_ms:g})")
-    return merged
-
-
-def _objectives(
-    name: str, raw: object, classes: dict[str, EndpointClass], base: Objectives | None
-) -> Objectives:
-    where = "defaults" if base is None else f"environments.{name}"
-    scalar = {"availability_objective", "latency_objective", "low_traffic_min_rps"}
-    data = _mapping(
-        raw,
-        where,
-        scalar | {"classes"} if base is None else set(),
-        set() if base is None else scalar | {"classes"},
-    )
-    class_raw = data.get("classes", {})
-    if not isinstance(class_raw, dict):
-        raise SpecError(f"{where}.classes: expected a mapping")
-    unknown = set(class_raw) - set(classes)
-    if unknown:
-        raise SpecError(f"{where}.classes: unknown endpoint class(es) {', '.join(sorted(unknown))}")
-    if base is None and set(class_raw) != set(classes):
-        raise SpecError(
-            f"{where}.classes: missing targets for {', '.join(sorted(set(classes) - set(class_raw)))}"
-        )
-    targets = {
-        cls: _class_targets(class_raw[cls], f"{where}.classes.{cls}", None)
-        if base is None
-        else _class_targets(class_raw.get(cls, {}), f"{where}.classes.{cls}", base.classes[cls])
-        for cls in classes
-    }
-    return Objectives(
-        environment=name,
-        availability_objective=_ratio(data["availability_objective"], f"{where}.availability_objective")
-        if "availability_objective" in data
-        else base.availability_objective,  # type: ignore[union-attr]
-        latency_objective=_ratio(data["latency_objective"], f"{where}.latency_objective")
-        if "latency_objective" in data
-        else base.latency_objective,  # type: ignore[union-attr]
-        low_traffic_min_rps=_number(data["low_traffic_min_rps"], f"{where}.low_traffic_min_rps")
-        if "low_traffic_min_rps" in data
-        else base.low_traffic_min_rps,  # type: ignore[union-attr]
-        classes=targets,
-    )
-
-
-def _burn_rate_window(raw: object, where: str) -> BurnRateWindow:
-    data = _mapping(raw, where, {"severity", "long", "short", "burn_rate", "for"})
-    if data["severity"] not in SEVERITIES:
-        raise SpecError(
-            f"{where}.severity: expected one of {', '.join(SEVERITIES)}, got {data['severity']!r}"
-        )
-    long_s, short_s = (
-        parse_duration(data["long"], f"{where}.long"),
-        parse_duration(data["short"], f"{where}.short"),
-    )
-    if short_s >= long_s:
-        raise SpecError(
-            f"{where}: short window {data['short']} must be shorter than long window {data['long']}"
-        )
-    return BurnRateWindow(
-        data["severity"],
-        long_s,
-        short_s,
-        _number(data["burn_rate"], f"{where}.burn_rate"),
-        parse_duration(data["for"], f"{where}.for"),
-    )
-
-
-def parse(raw: object, known_environments: list[str]) -> SloSpec:
-    """Validate a decoded spec; ``known_environments`` come from config/environments.yaml."""
-    top = _mapping(
-        raw,
-        "slo.yaml",
-        {
-            "version",
-            "service",
-            "selectors",
-            "alerting_environment",
-            "period",
-            "histogram_buckets_seconds",
-            "burn_rate_windows",
-            "endpoint_classes",
-            "defaults",
-            "thresholds",
-        },
-        {"environments"},
-    )
-    if top["version"] != 1:
-        raise SpecError(f"version: only version 1 is understood, got {top['version']!r}")
-    service_raw = _mapping(
-        top["service"], "service", {"name", "alert_prefix", "runbook_base_url", "grafana_base_url"}
-    )
-    service = ServiceInfo(**{k: _text(v, f"service.{k}") for k, v in service_raw.items()})
-    if not re.fullmatch(r"[A-Z][A-Za-z0-9]*", service.alert_prefix):
-        raise SpecError(
-            "service.alert_prefix: must be CamelCase letters and digits (it prefixes alert names)"
-        )
-    selector_keys = set(Selectors.__dataclass_fields__)
-    selectors_raw = _mapping(top["selectors"], "selectors", selector_keys)
-    selectors = Selectors(**{k: _text(v, f"selectors.{k}") for k, v in selectors_raw.items()})
-
-    buckets_raw = top["histogram_buckets_seconds"]
-    if not isinstance(buckets_raw, list) or not buckets_raw:
-        raise SpecError("histogram_buckets_seconds: expected a non-empty list of numbers")
-    buckets = tuple(_number(b, f"histogram_buckets_seconds[{i}]") for i, b in enumerate(buckets_raw))
-    if list(buckets) != sorted(set(buckets)):
-        raise SpecError("histogram_buckets_seconds: must be strictly increasing")
-
-    if not isinstance(top["burn_rate_windows"], list) or not top["burn_rate_windows"]:
-        raise SpecError("burn_rate_windows: expected a non-empty list")
-    windows = tuple(
-        _burn_rate_window(w, f"burn_rate_windows[{i}]") for i, w in enumerate(top["burn_rate_windows"])
-    )
+def _check_windows(model: _SpecModel) -> tuple[BurnRateWindow, ...]:
+    windows = []
+    for i, raw in enumerate(model.burn_rate_windows):
+        if raw.short >= raw.long:
+            raise SpecError(
+                f"burn_rate_windows[{i}]: short window {format_duration(raw.short)} must be shorter than "
+                f"long window {format_duration(raw.long)}"
+            )
+        if raw.long > model.period:
+            raise SpecError(
+                f"burn_rate_windows[{i}].long: {format_duration(raw.long)} is longer than the period "
+                f"{format_duration(model.period)}"
+            )
+        windows.append(BurnRateWindow(raw.severity, raw.long, raw.short, raw.burn_rate, raw.for_))
     if {w.severity for w in windows} != set(SEVERITIES):
         raise SpecError(
             "burn_rate_windows: need at least one critical (page) and one warning (ticket) window pair"
         )
+    return tuple(windows)
 
-    if not isinstance(top["endpoint_classes"], dict) or not top["endpoint_classes"]:
-        raise SpecError("endpoint_classes: expected a non-empty mapping")
-    classes = {
-        name: _endpoint_class(name, raw_class, buckets) for name, raw_class in top["endpoint_classes"].items()
-    }
-    if not any(c.in_slo for c in classes.values()):
-        raise SpecError("endpoint_classes: at least one class must have in_slo: true")
-    owner: dict[tuple[str, str], str] = {}
-    for endpoint_class in classes.values():
-        for endpoint in endpoint_class.endpoints:
-            if endpoint in owner:
-                raise SpecError(
-                    f"endpoint_classes.{endpoint_class.name}: {endpoint[0]} {endpoint[1]} already in class "
-                    f"{owner[endpoint]}"
-                )
-            owner[endpoint] = endpoint_class.name
 
-    defaults = _objectives("defaults", top["defaults"], classes, None)
-    overrides = top.get("environments") or {}
-    if not isinstance(overrides, dict):
-        raise SpecError("environments: expected a mapping of environment name to overrides")
-    unknown_envs = set(overrides) - set(known_environments)
+def _merge(
+    name: str, base: Objectives, raw: _ObjectivesOverrideModel, classes: dict[str, EndpointClass]
+) -> Objectives:
+    where = f"environments.{name}"
+    unknown = set(raw.classes) - set(classes)
+    if unknown:
+        raise SpecError(f"{where}.classes: unknown endpoint class(es) {', '.join(sorted(unknown))}")
+    targets = {}
+    for cls, inherited in base.classes.items():
+        override = raw.classes.get(cls)
+        values = override.model_dump(exclude_none=True) if override else {}
+        targets[cls] = ClassTargets(**{**inherited.__dict__, **values})
+    scalars = raw.model_dump(exclude_none=True, exclude={"classes"})
+    return Objectives(**{**base.__dict__, "environment": name, **scalars, "classes": targets})
+
+
+def _check_objectives(where: str, objectives: Objectives, windows: tuple[BurnRateWindow, ...]) -> None:
+    for cls, targets in objectives.classes.items():
+        if targets.p99_ms < targets.p95_ms:
+            raise SpecError(
+                f"{where}.classes.{cls}: p99_ms ({targets.p99_ms:g}) is below p95_ms ({targets.p95_ms:g})"
+            )
+    for slo in ("availability", "latency", "synthetic"):
+        budget = 1 - objectives.objective(slo)
+        fastest = max(w.burn_rate for w in windows)
+        if fastest * budget >= 1:
+            raise SpecError(
+                f"{where}.{slo}_objective: {objectives.objective(slo):g} leaves a budget of {budget:g}, so "
+                f"the {fastest:g}x burn-rate alert would need an error ratio of {fastest * budget:g} (>= 1) "
+                "and could never fire"
+            )
+
+
+def parse(raw: object, known_environments: list[str]) -> SloSpec:
+    """Validate a decoded spec; ``known_environments`` come from config/environments.yaml."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"slo.yaml: expected a mapping, got {type(raw).__name__}")
+    try:
+        model = _SpecModel.model_validate(raw)
+    except ValidationError as error:
+        raise SpecError(_one_line(error)) from None
+    buckets = tuple(model.histogram_buckets_seconds)
+    if list(buckets) != sorted(set(buckets)):
+        raise SpecError("histogram_buckets_seconds: must be strictly increasing")
+    windows = _check_windows(model)
+    if model.long_window_rollups.interval >= model.long_window_rollups.from_window:
+        raise SpecError("long_window_rollups.interval: must be shorter than from_window")
+    classes = _check_classes(model, buckets)
+
+    missing = set(classes) - set(model.defaults.classes)
+    if missing:
+        raise SpecError(f"defaults.classes: missing targets for {', '.join(sorted(missing))}")
+    unknown = set(model.defaults.classes) - set(classes)
+    if unknown:
+        raise SpecError(f"defaults.classes: unknown endpoint class(es) {', '.join(sorted(unknown))}")
+    defaults_raw = model.defaults.model_dump(exclude={"classes"})
+    defaults = Objectives(
+        environment="defaults",
+        classes={cls: ClassTargets(**t.model_dump()) for cls, t in model.defaults.classes.items()},
+        **defaults_raw,
+    )
+    _check_objectives("defaults", defaults, windows)
+    unknown_envs = set(model.environments) - set(known_environments)
     if unknown_envs:
         raise SpecError(
             f"environments: {', '.join(sorted(unknown_envs))} not in config/environments.yaml "
             f"({', '.join(known_environments)})"
         )
-    objectives = {
-        env: _objectives(env, overrides.get(env, {}), classes, defaults) for env in known_environments
-    }
-    alerting_environment = _text(top["alerting_environment"], "alerting_environment")
-    if alerting_environment not in objectives:
-        raise SpecError(f"alerting_environment: {alerting_environment!r} not in config/environments.yaml")
-
-    thresholds_raw = _mapping(top["thresholds"], "thresholds", set(Thresholds.__dataclass_fields__))
-    thresholds = Thresholds(**{k: _number(v, f"thresholds.{k}") for k, v in thresholds_raw.items()})
-    for key in ("high_5xx_ratio", "db_pool_saturation_ratio"):
-        _ratio(getattr(thresholds, key), f"thresholds.{key}")
-
+    objectives = {}
+    for env in known_environments:
+        merged = _merge(env, defaults, model.environments.get(env, _ObjectivesOverrideModel()), classes)
+        _check_objectives(f"environments.{env}", merged, windows)
+        objectives[env] = merged
+    if model.alerting_environment not in objectives:
+        raise SpecError(
+            f"alerting_environment: {model.alerting_environment!r} not in config/environments.yaml"
+        )
+    thresholds = Thresholds(**model.thresholds.model_dump())
+    if thresholds.certificate_expiry_critical_days >= thresholds.certificate_expiry_days:
+        raise SpecError(
+            "thresholds.certificate_expiry_critical_days: must be below certificate_expiry_days (the "
+            "critical tier comes after the warning)"
+        )
     return SloSpec(
-        service=service,
-        selectors=selectors,
-        alerting_environment=alerting_environment,
-        period_seconds=parse_duration(top["period"], "period"),
+        service=ServiceInfo(**model.service.model_dump()),
+        selectors=Selectors(**model.selectors.model_dump()),
+        alerting_environment=model.alerting_environment,
+        period_seconds=model.period,
         histogram_buckets_seconds=buckets,
         burn_rate_windows=windows,
+        rollups=Rollups(model.long_window_rollups.from_window, model.long_window_rollups.interval),
         endpoint_classes=classes,
         thresholds=thresholds,
         _objectives=objectives,

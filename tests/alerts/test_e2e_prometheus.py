@@ -4,8 +4,9 @@ Debian's Prometheus scrapes the API and the outbox worker (uvicorn, PostgreSQL, 
 loopback) while a bounded load runs. The rules are the generated ones with every window
 shortened 60 times (1h -> 1m, 5m -> 5s; rule names unchanged) and evaluated every second.
 
-1. Every recording rule and every dashboard query returns data. kube-state-metrics and
-   cert-manager series, which need a cluster, come from a static exposition served on loopback.
+1. Every recording rule and every dashboard query returns data. kube-state-metrics, cAdvisor,
+   cert-manager and synthetic-probe (Pushgateway) series, which need a cluster, come from a
+   static exposition served on loopback. The rules are prod's, scoped to the test's namespace.
 2. The service restarted with FAULT_INJECTION_ERROR_RATIO=0.5 makes the availability page
    alert fire in /api/v1/alerts; restarted without it, the alert resolves.
 """
@@ -45,6 +46,9 @@ FAULT_RATIO = "0.5"
 # What kube-state-metrics and cert-manager would expose for the service in a cluster.
 _POD = f'namespace="{NAMESPACE}",pod="reference-service-api-0"'
 _HPA = f'namespace="{NAMESPACE}",horizontalpodautoscaler="{SPEC.selectors.hpa_name}"'
+_DEPLOYMENT = f'namespace="{NAMESPACE}",deployment="{SPEC.selectors.api_deployment}"'
+_CONTAINER = f'{_POD},container="api"'
+_PROBE = f'job="{SPEC.selectors.synthetic_job}",namespace="{NAMESPACE}"'
 INFRA_EXPOSITION = {
     "/kube-state-metrics": "\n".join(
         [
@@ -53,6 +57,11 @@ INFRA_EXPOSITION = {
             f'kube_pod_container_status_restarts_total{{{_POD},container="api"}} 0',
             f'kube_pod_container_resource_limits{{{_POD},container="api",resource="memory",unit="byte"}} '
             "268435456",
+            f'kube_pod_container_resource_limits{{{_POD},container="api",resource="cpu",unit="core"}} 1',
+            f'kube_pod_container_resource_requests{{{_POD},container="api",resource="cpu",unit="core"}} 0.5',
+            f"kube_deployment_spec_replicas{{{_DEPLOYMENT}}} 2",
+            f"kube_deployment_status_replicas_available{{{_DEPLOYMENT}}} 2",
+            f"kube_deployment_status_observed_generation{{{_DEPLOYMENT}}} 3",
             f"kube_horizontalpodautoscaler_status_current_replicas{{{_HPA}}} 2",
             f"kube_horizontalpodautoscaler_status_desired_replicas{{{_HPA}}} 2",
             f"kube_horizontalpodautoscaler_spec_max_replicas{{{_HPA}}} 4",
@@ -61,7 +70,25 @@ INFRA_EXPOSITION = {
     ),
     "/cert-manager": (
         f'certmanager_certificate_expiration_timestamp_seconds{{namespace="{NAMESPACE}",'
-        'name="reference-service-tls"} {expiry}\n'
+        'name="reference-service-prod-tls"} {expiry}\n'
+    ),
+    "/cadvisor": "\n".join(
+        [
+            f"container_cpu_usage_seconds_total{{{_CONTAINER}}} {{cpu}}",
+            f"container_cpu_cfs_periods_total{{{_CONTAINER}}} {{periods}}",
+            f"container_cpu_cfs_throttled_periods_total{{{_CONTAINER}}} {{throttled}}",
+            "",
+        ]
+    ),
+    # What the `kit smoke` CronJob pushes to the Pushgateway (honor_labels keeps job and namespace).
+    "/pushgateway": "\n".join(
+        [
+            f"synthetic_journey_success{{{_PROBE}}} 1",
+            f'synthetic_step_success{{{_PROBE},step="login"}} 1',
+            f"synthetic_journey_duration_seconds{{{_PROBE}}} 0.3",
+            f"synthetic_journey_last_run_timestamp_seconds{{{_PROBE}}} {{now}}",
+            "",
+        ]
     ),
 }
 
@@ -72,7 +99,18 @@ class _InfraExporter(BaseHTTPRequestHandler):
         if body is None:
             self.send_error(404)
             return
-        payload = body.replace("{expiry}", str(int(time.time()) + 60 * 86400)).encode()
+        now = time.time()
+        values = {
+            "{expiry}": str(int(now) + 60 * 86400),
+            "{now}": str(int(now)),
+            # Counters that grow with time, as a container's CPU accounting does.
+            "{cpu}": f"{now * 0.1:.3f}",
+            "{periods}": str(int(now * 10)),
+            "{throttled}": str(int(now)),
+        }
+        for placeholder, value in values.items():
+            body = body.replace(placeholder, value)
+        payload = body.encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; version=0.0.4")
         self.send_header("Content-Length", str(len(payload)))
@@ -118,6 +156,8 @@ def prometheus_config(infra: str) -> str:
                 file_sd(sel.worker_job),
                 static(sel.kube_state_metrics_job, "/kube-state-metrics"),
                 static(sel.cert_manager_job, "/cert-manager"),
+                static(sel.cadvisor_job, "/cadvisor"),
+                static(sel.synthetic_job, "/pushgateway"),
             ],
         }
     )
@@ -235,7 +275,7 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> float:
 
 def every_check_query() -> list[tuple[str, str]]:
     """(what, expr): each recording rule (with its static labels) and each dashboard target."""
-    options = alerts_gen.RenderOptions(SPEC.alerting_environment)
+    options = alerts_gen.RenderOptions(SPEC.alerting_environment, namespace=NAMESPACE)
     checks = []
     for group in alerts_gen.rules_document(SPEC, options)["groups"]:
         for rule in group["rules"]:
@@ -263,7 +303,7 @@ def test_rules_and_dashboards_against_real_prometheus(
     timings: dict[str, float] = {}
     started = time.monotonic()
     options = alerts_gen.RenderOptions(
-        SPEC.alerting_environment, window_scale=WINDOW_SCALE, evaluation_interval="1s"
+        SPEC.alerting_environment, window_scale=WINDOW_SCALE, evaluation_interval="1s", namespace=NAMESPACE
     )
     worker_port = free_port()
     overrides = {
@@ -314,7 +354,7 @@ def test_rules_and_dashboards_against_real_prometheus(
 
             try:
                 timings["load start -> every query has data"] = wait_for(
-                    all_non_empty, 60, "every query non-empty"
+                    all_non_empty, 90, "every query non-empty"
                 )
             except AssertionError:
                 pytest.fail(f"{len(empty)} of {len(checks)} queries stay empty: {empty}")

@@ -81,14 +81,18 @@ def _set(raw: dict[str, Any], dotted: str, value: object) -> None:
         (
             "defaults.availability_objective",
             1.0,
-            "availability_objective: an objective must be strictly",
+            "defaults.availability_objective: Input should be less than 1",
         ),
-        ("defaults.availability_objective", 0, "defaults.availability_objective: must be > 0"),
+        (
+            "defaults.availability_objective",
+            0,
+            "defaults.availability_objective: Input should be greater than 0",
+        ),
         ("defaults.latency_objective", "99%", "defaults.latency_objective: expected a number"),
         ("environments.dev.availability_objective", 1.5, "environments.dev.availability_objective"),
         ("burn_rate_windows.0.long", "1x", "burn_rate_windows[0].long: '1x' is not a duration"),
         ("burn_rate_windows.0.short", "2h", "burn_rate_windows[0]: short window 2h must be shorter"),
-        ("burn_rate_windows.0.severity", "page", "burn_rate_windows[0].severity: expected one of"),
+        ("burn_rate_windows.0.severity", "page", "burn_rate_windows[0].severity: Input should be 'critical'"),
         ("period", "0d", "period: '0d' is not a duration"),
         ("endpoint_classes.read.latency_threshold_ms", 200.5, "is not a histogram bucket bound"),
         ("endpoint_classes.read.endpoints.0", "FETCH /api/v1/projects", "expected 'METHOD /route/template'"),
@@ -108,8 +112,41 @@ def _set(raw: dict[str, Any], dotted: str, value: object) -> None:
             10,
             "ci.classes.read: p99_ms (10) is below p95_ms",
         ),
-        ("thresholds.high_5xx_ratio", 5, "thresholds.high_5xx_ratio: an objective must be strictly between"),
-        ("service.alert_prefix", "reference-service", "service.alert_prefix: must be CamelCase"),
+        ("thresholds.high_5xx_ratio", 5, "thresholds.high_5xx_ratio: Input should be less than 1"),
+        ("service.alert_prefix", "reference-service", "service.alert_prefix: String should match pattern"),
+        # Unknown keys are refused at every level (extra="forbid"), not ignored.
+        ("burn_rate_windows.0.page", True, "burn_rate_windows[0]: unknown key(s) page"),
+        (
+            "environments.dev.availabilty_objective",
+            0.99,
+            "environments.dev: unknown key(s) availabilty_objective",
+        ),
+        (
+            "endpoint_classes.read.in_slo",
+            "yes",
+            "endpoint_classes.read.in_slo: Input should be a valid boolean",
+        ),
+        ("defaults.low_traffic_min_rps", True, "defaults.low_traffic_min_rps: expected a number, got True"),
+        # Impossible combinations, named by the key that makes them impossible.
+        (
+            "environments.dev.availability_objective",
+            0.9,
+            "environments.dev.availability_objective: 0.9 leaves a budget of 0.1, so the 14.4x burn-rate "
+            "alert would need an error ratio of 1.44 (>= 1) and could never fire",
+        ),
+        ("burn_rate_windows.3.long", "40d", "burn_rate_windows[3].long: 40d is longer than the period 30d"),
+        (
+            "thresholds.certificate_expiry_critical_days",
+            20,
+            "thresholds.certificate_expiry_critical_days: must be below certificate_expiry_days",
+        ),
+        (
+            "long_window_rollups.interval",
+            "1d",
+            "long_window_rollups.interval: must be shorter than from_window",
+        ),
+        ("long_window_rollups.interval", "2x", "long_window_rollups.interval: '2x' is not a duration"),
+        ("version", 2, "version: only version 1 is understood, got 2"),
         ("alerting_environment", "production", "alerting_environment: 'production' not in"),
         ("selectors.extra", "x", "selectors: unknown key(s) extra"),
     ],
@@ -122,6 +159,25 @@ def test_bad_spec_is_refused_naming_the_key(
         slo.parse(raw_spec, KNOWN_ENVIRONMENTS)
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_several_problems_are_reported_on_one_line(raw_spec: dict[str, Any]) -> None:
+    del raw_spec["defaults"]["synthetic_objective"]
+    raw_spec["thresholds"]["surprise"] = 1
+    with pytest.raises(slo.SpecError) as error:
+        slo.parse(raw_spec, KNOWN_ENVIRONMENTS)
+    assert str(error.value) == (
+        "thresholds: unknown key(s) surprise; defaults: missing key(s) synthetic_objective"
+    )
+
+
+def test_environment_overrides_inherit_the_rest(raw_spec: dict[str, Any]) -> None:
+    spec = slo.parse(raw_spec, KNOWN_ENVIRONMENTS)
+    dev, prod = spec.objectives("dev"), spec.objectives("prod")
+    assert (dev.availability_objective, dev.latency_objective, dev.synthetic_objective) == (0.99, 0.95, 0.98)
+    assert dev.low_traffic_min_rps == prod.low_traffic_min_rps
+    assert dev.classes["read"].p95_ms == prod.classes["read"].p95_ms
+    assert spec.rollups.from_seconds == 86400 and spec.rollups.interval_seconds == 150
 
 
 def test_missing_key_is_named(raw_spec: dict[str, Any]) -> None:

@@ -55,8 +55,9 @@ def crafted_series() -> str:
 
 
 def page_rule() -> dict[str, object]:
-    """The generated 1h/5m page alert, unchanged but for `for` (0s: fire on the first evaluation)."""
-    rules = yaml.safe_load((ALERTS / "generated" / "rules.yaml").read_text())
+    """Staging's generated 1h/5m page alert (its rules see only its namespace, where the crafted
+    series burn), unchanged but for `for` (0s: fire on the first evaluation)."""
+    rules = yaml.safe_load((ALERTS / "generated" / "rules-staging.yaml").read_text())
     rule = next(r for g in rules["groups"] for r in g["rules"] if r.get("alert") == PAGE_ALERT)
     return {"groups": [{"name": "kit-status-test", "rules": [{**rule, "for": "0s"}]}]}
 

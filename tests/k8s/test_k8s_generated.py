@@ -1,4 +1,5 @@
-"""Generated files are fresh, the PrometheusRule is exactly alerts/ output, and it passes promtool."""
+"""Generated files are fresh, each environment's PrometheusRule is exactly its alerts/ output (dev
+also carries the preview rule set), and it passes promtool."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kit import k8s_overlays
+from kit import alerts_gen, k8s_overlays, slo
 from kit.k8s_checks import Obj, of_kind
-from kit.k8s_overlays import ALERT_RULES_FILE, PLACEHOLDER_RULES, OverlayError
+from kit.k8s_overlays import PLACEHOLDER_RULES, OverlayError
 from kit.paths import ROOT
 from tests.k8s.support import CONFIG
 
@@ -31,31 +32,42 @@ def test_every_overlay_folder_is_generated() -> None:
     assert on_disk == {path for path in outputs if "overlays" in path.parts}
 
 
-def _expected_groups() -> list[object]:
-    if ALERT_RULES_FILE.exists():
-        groups: list[object] = yaml.safe_load(ALERT_RULES_FILE.read_text())["groups"]
+def _expected_groups(environment: str) -> list[object]:
+    path = alerts_gen.rules_file(slo.load(), environment)
+    if path.exists():
+        groups: list[object] = yaml.safe_load(path.read_text())["groups"]
         return groups
     return list(PLACEHOLDER_RULES["groups"])
 
 
 def test_prometheus_rule_is_what_alerts_generates(rendered: dict[str, list[Obj]]) -> None:
     for overlay, objects in rendered.items():
-        rules = of_kind(objects, "PrometheusRule")
+        rules = {rule["metadata"]["name"]: rule for rule in of_kind(objects, "PrometheusRule")}
         if not CONFIG.get(overlay).alerting:
+            assert rules == {}, overlay
             continue
-        assert len(rules) == 1, overlay
-        assert rules[0]["spec"]["groups"] == _expected_groups(), f"{overlay}: run `make generate`"
+        expected = {"reference-service": overlay}
+        if overlay == k8s_overlays.PREVIEW_RULES_HOST:
+            expected["reference-service-preview"] = "preview"
+        assert set(rules) == set(expected), overlay
+        for name, environment in expected.items():
+            groups = rules[name]["spec"]["groups"]
+            assert groups == _expected_groups(environment), f"{overlay}/{name}: run `make generate`"
+            assert all(group["name"].startswith(f"reference-service-{environment}-") for group in groups)
 
 
-def test_prometheus_rule_passes_promtool(rendered: dict[str, list[Obj]], tmp_path: Path) -> None:
+@pytest.mark.parametrize("overlay", ["prod", "dev"])
+def test_prometheus_rule_passes_promtool(
+    rendered: dict[str, list[Obj]], tmp_path: Path, overlay: str
+) -> None:
     promtool = shutil.which("promtool")
     assert promtool, "promtool comes with the Debian package prometheus (make system-deps)"
-    rule = of_kind(rendered["prod"], "PrometheusRule")[0]
-    rules_file = tmp_path / "rules.yaml"
-    rules_file.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
-    result = subprocess.run([promtool, "check", "rules", str(rules_file)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS" in result.stdout
+    for rule in of_kind(rendered[overlay], "PrometheusRule"):
+        rules_file = tmp_path / "rules.yaml"
+        rules_file.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+        result = subprocess.run([promtool, "check", "rules", str(rules_file)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "SUCCESS" in result.stdout
 
 
 def test_promtool_rejects_a_broken_rule(tmp_path: Path) -> None:

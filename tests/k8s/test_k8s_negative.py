@@ -148,7 +148,7 @@ BREAKAGES = [
     ),
     (
         "PrometheusRule with an unknown field",
-        "components/alerting/prometheusrule.yaml",
+        "components/alerting/prod/prometheusrule.yaml",
         "    rules:\n",
         "    rulez: []\n    rules:\n",
         "unknown fields ['rulez']",

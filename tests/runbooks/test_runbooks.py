@@ -107,6 +107,8 @@ def test_runbook_promql_uses_recorded_or_real_metric_names() -> None:
         "db_pool_",
         "outbox_",
         "circuit_breaker_",
+        "rate_limit_",
+        "synthetic_",
         "kube_",
         "certmanager_",
         "up",

@@ -14,11 +14,10 @@ from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Request
-from redis.asyncio import Redis
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.database import create_engine
-from app.core.redis import create_redis_client
 from app.core.redis_pipeline import PipelinedRedis
 from app.core.settings import Settings
 from app.identity.application.services import IdentityService
@@ -39,16 +38,12 @@ class Container:
     tokens: JwtTokenService
     identity: IdentityService
     projects: ProjectService
-    # Shared by every Redis user in the process (readiness, rate limits); None without REDIS_URL.
-    redis: Redis | None = None
-    # Readiness probes beyond the database, by name (none today: see build_container).
-    extra_checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
+    # What /health/ready checks, by name (filled by build_container; see readiness_checks).
+    readiness_checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
     # Token revocations (its own pipelined Redis connection); None in containers built by tests.
     denylist: TokenDenylist | None = None
 
     async def close(self) -> None:
-        if self.redis is not None:
-            await self.redis.aclose()
         if self.denylist is not None:
             await self.denylist.close()
         await self.engine.dispose()
@@ -72,7 +67,6 @@ def build_container(settings: Settings) -> Container:
         algorithm=settings.jwt_algorithm,
     )
     hasher = Argon2PasswordHasher(settings.password_hash_concurrency)
-    redis = create_redis_client(settings) if settings.redis_url is not None else None
     denylist = TokenDenylist(
         PipelinedRedis(settings.redis_url, client_name=f"{settings.service_name}-revocation")
         if settings.redis_url is not None
@@ -87,14 +81,31 @@ def build_container(settings: Settings) -> Container:
         tokens=tokens,
         identity=IdentityService(lambda: SqlIdentityUnitOfWork(engine), hasher, tokens, denylist),
         projects=ProjectService(partial(SqlProjectsUnitOfWork, engine)),
-        redis=redis,
         denylist=denylist,
     )
-    # Redis is not a readiness check: every Redis user fails open (the rate limiter falls back
-    # to per-process limits, revocations to the process's own list), so a Redis outage must not
-    # take every pod out of the Service at once. It shows in rate_limit_storage_errors_total and
-    # the limiter's warning log.
+    container.readiness_checks = readiness_checks(engine)
     return container
+
+
+def readiness_checks(engine: AsyncEngine) -> dict[str, Callable[[], Awaitable[object]]]:
+    """Readiness = "this process can serve and is not draining" (draining is the router's part).
+
+    - The database is in: no /api route answers without it, and a pod that cannot reach it
+      (wrong DATABASE_URL or grants in a new release, a node that lost its route) must not
+      take traffic, nor let a rollout replace working pods (maxUnavailable 0 waits on it).
+      A shared database outage therefore takes every pod out at once: that pages through the
+      alerts built for it (no available API replicas, the synthetic probe's SLI), and the
+      probe's failureThreshold rides out blips (README "Health").
+    - Redis is never in: the rate limiter degrades to per-process counting without it
+      (rate_limit_storage_errors_total, alerted on), so a Redis outage must not empty the
+      Service.
+    """
+
+    async def database() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    return {"db": database}
 
 
 # The request-path dependencies are `async def` (FastAPI runs a plain `def` dependency in

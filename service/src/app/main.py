@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -22,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from starlette.responses import Response
 
 from app.composition import Container, build_container
+from app.core.database import observe_checkout_wait
 from app.core.http import install_error_handlers
 from app.core.limits import BodySizeLimitMiddleware
 from app.core.settings import Settings, get_settings
@@ -32,6 +34,7 @@ from app.health.router import router as health_router
 from app.identity.presentation.router import auth_router, users_router
 from app.observability.faults import inject_faults
 from app.observability.logging import configure_logging
+from app.observability.loop_lag import measure_event_loop_lag
 from app.observability.metrics import metrics_for
 from app.observability.middleware import RequestEdgeMiddleware
 from app.observability.tracing import setup_tracing
@@ -55,14 +58,19 @@ def create_app(
         running = container or build_container(settings)
         app.state.container = running
         await running.identity.prepare()
+        lag_task: asyncio.Task[None] | None = None
         if http_metrics is not None:
             http_metrics.db_pool.engine = running.engine
+            observe_checkout_wait(running.engine, http_metrics.db_pool_wait.observe)
+            lag_task = asyncio.create_task(measure_event_loop_lag(http_metrics.event_loop_lag.observe))
         log.info("started", extra={"environment": settings.environment.value, "version": settings.version})
         try:
             yield
         finally:
             # Reached after the server drained (see DrainingServer): nothing is in flight now.
             app.state.draining = True
+            if lag_task is not None:
+                lag_task.cancel()
             await running.close()
             await rate_limiter.close()
             if tracer_provider is not None:

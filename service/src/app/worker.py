@@ -6,7 +6,9 @@ Same image as the API, a second process type. Commands:
   python -m app.worker replay-dead --event-id <uuid> [--event-id <uuid> ...]
 
 The worker serves its own Prometheus /metrics on WORKER_METRICS_HOST (default HOST)
-and WORKER_METRICS_PORT. SIGTERM/SIGINT: stop claiming, finish the batch in hand
+and WORKER_METRICS_PORT, and there GET /health/live: 200 while the relay loop turns, 503
+once it has not for WORKER_LIVENESS_STALE_SECONDS (app/outbox/liveness.py).
+SIGTERM/SIGINT: stop claiming, finish the batch in hand
 (bounded by WEBHOOK_TIMEOUT_SECONDS), exit 0. Without WEBHOOK_URL it refuses to start
 (one line, exit 2) rather than silently letting the backlog grow; in production-like
 environments the same goes for WEBHOOK_SIGNING_SECRET (receivers must be able to verify).
@@ -27,7 +29,7 @@ from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 import httpx
-from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -37,6 +39,7 @@ from app.core.database import create_engine
 from app.core.settings import Settings, get_settings
 from app.idempotency.sweep import IdempotencySweeper
 from app.observability.logging import configure_logging
+from app.outbox.liveness import Heartbeat, start_server
 from app.outbox.metrics import WorkerMetrics
 from app.outbox.queue import OutboxQueue
 from app.outbox.relay import OutboxRelay, RelayConfig
@@ -75,6 +78,7 @@ def build_relay(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     rand: Callable[[], float] = random.random,
+    heartbeat: Heartbeat | None = None,
 ) -> OutboxRelay:
     """Wire the relay from settings (also used by the tests, with their own registry)."""
     assert settings.webhook_url is not None, "check settings_problem() first"
@@ -97,7 +101,9 @@ def build_relay(
         transport=transport,
     )
     queue = OutboxQueue(engine, lease_seconds=settings.outbox_lease_seconds)
-    return OutboxRelay(queue, sender, metrics, RelayConfig.from_settings(settings), rand=rand)
+    return OutboxRelay(
+        queue, sender, metrics, RelayConfig.from_settings(settings), rand=rand, heartbeat=heartbeat
+    )
 
 
 def build_sweeper(
@@ -109,14 +115,19 @@ def build_sweeper(
     return IdempotencySweeper(engine, registry, interval_seconds=settings.idempotency_sweep_interval_seconds)
 
 
-async def serve(settings: Settings, registry: CollectorRegistry, stop: asyncio.Event | None = None) -> None:
+async def serve(
+    settings: Settings,
+    registry: CollectorRegistry,
+    stop: asyncio.Event | None = None,
+    heartbeat: Heartbeat | None = None,
+) -> None:
     """Run the relay and the sweep until `stop` is set or the process gets SIGTERM/SIGINT."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _request_stop, stop, signum)
     engine = create_engine(settings)
-    relay = build_relay(settings, engine, registry)
+    relay = build_relay(settings, engine, registry, heartbeat=heartbeat)
     sweeper = build_sweeper(settings, engine, registry)
     log.info(
         "worker started",
@@ -216,14 +227,15 @@ def main(argv: Sequence[str] | None = None, *, registry: CollectorRegistry = REG
         print(f"worker: {problem}", file=sys.stderr)
         return EXIT_USAGE
     host = settings.worker_metrics_host or settings.host
+    heartbeat = Heartbeat(settings.worker_liveness_stale_seconds)
     try:
-        start_http_server(settings.worker_metrics_port, addr=host, registry=registry)
+        start_server(host, settings.worker_metrics_port, registry, heartbeat)
     except OSError as exc:
         print(
             f"worker: cannot serve metrics on {host}:{settings.worker_metrics_port}: {exc}", file=sys.stderr
         )
         return 1
-    asyncio.run(serve(settings, registry))
+    asyncio.run(serve(settings, registry, heartbeat=heartbeat))
     return 0
 
 

@@ -118,17 +118,14 @@ async def test_liveness_and_readiness(client: httpx.AsyncClient) -> None:
         assert response.json() == {"status": "ok", "checks": {"db": "ok"}}
 
 
-async def test_readiness_names_the_failing_dependency(app: FastAPI, client: httpx.AsyncClient) -> None:
-    async def redis_down() -> None:
+async def test_readiness_names_the_failing_check(app: FastAPI, client: httpx.AsyncClient) -> None:
+    async def database_down() -> None:
         raise ConnectionError("refused")
 
-    app.state.container.extra_checks["redis"] = redis_down
+    app.state.container.readiness_checks["db"] = database_down
     response = await client.get("/health/ready")
     assert response.status_code == 503
-    assert response.json() == {
-        "status": "unavailable",
-        "checks": {"db": "ok", "redis": "error: ConnectionError"},
-    }
+    assert response.json() == {"status": "unavailable", "checks": {"db": "error: ConnectionError"}}
     assert (await client.get("/health/live")).status_code == 200
 
 

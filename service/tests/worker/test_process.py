@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +43,15 @@ class WorkerProcess:
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as response:
             return str(response.read().decode())
+
+    def liveness(self) -> tuple[int, dict[str, Any]]:
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}/health/live", timeout=2
+            ) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
 
     def wait_serving(self) -> None:
         wait_until(lambda: "outbox_events_pending" in self.metrics(), 20, "worker /metrics")
@@ -137,6 +147,28 @@ async def test_sigterm_finishes_the_batch_in_hand_then_exits_zero(
     assert 'outbox_deliveries_total{outcome="dead_lettered"} 0.0' in metrics
     assert "process_cpu_seconds_total" in metrics
     print(f"\n[worker] SIGTERM mid-batch (1 s receiver): batch finished, exit 0 after {stopped_in:.2f} s")
+
+
+def _sample(metrics: str, name: str) -> float:
+    [line] = [line for line in metrics.splitlines() if line.startswith(f"{name} ")]
+    return float(line.split()[1])
+
+
+def test_liveness_and_poll_metrics_follow_the_relay_loop(
+    postgres_url: str, receiver: Receiver, spawn: Any
+) -> None:
+    worker = spawn(worker_settings(postgres_url, receiver))
+    worker.wait_serving()
+    wait_until(
+        lambda: _sample(worker.metrics(), "outbox_last_poll_success_timestamp_seconds") > 0, 20, "a poll"
+    )
+    metrics = worker.metrics()
+    assert time.time() - _sample(metrics, "outbox_last_poll_success_timestamp_seconds") < 10
+    assert _sample(metrics, "outbox_poll_failures_total") == 0
+    status, body = worker.liveness()
+    assert status == 200 and body["status"] == "ok", body
+    assert body["loopAgeSeconds"] < 5
+    assert worker.stop() == 0
 
 
 def test_refuses_to_start_without_a_webhook_url(postgres_url: str) -> None:

@@ -12,6 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from app.core.settings import Settings
+from app.outbox.liveness import Heartbeat
 from app.outbox.webhook import InvalidSignature, verify_signature
 from service.tests.builders import project_payload
 from service.tests.conftest import MakeUser
@@ -192,6 +193,27 @@ async def test_a_database_outage_is_logged_and_the_relay_keeps_polling(
     settings: Settings, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     broken = settings.model_copy(update={"database_url": "sqlite+aiosqlite:////nonexistent/dir/x.db"})
-    async with running_relay(broken):
+    async with running_relay(broken) as relay:
         await wait_for(lambda: caplog.text.count("outbox poll failed") >= 2)
+        # The stall is visible: failures count up, the last successful poll stays "never".
+        assert (metric(relay, "outbox_poll_failures_total") or 0) >= 2
+        assert metric(relay, "outbox_last_poll_success_timestamp_seconds") == 0
     assert receiver.requests == []
+
+
+async def test_a_successful_poll_stamps_its_time_and_beats_the_heartbeat(
+    settings: Settings, receiver: Receiver
+) -> None:
+    ticks = itertools.count()
+
+    def clock() -> float:
+        return float(next(ticks))
+
+    heartbeat = Heartbeat(stale_after_seconds=5, clock=clock)
+    before = time.time()
+    async with running_relay(settings, heartbeat=heartbeat) as relay:
+        await wait_for(lambda: (metric(relay, "outbox_last_poll_success_timestamp_seconds") or 0) > 0)
+        stamped = metric(relay, "outbox_last_poll_success_timestamp_seconds")
+    assert stamped is not None and before <= stamped <= time.time()
+    assert metric(relay, "outbox_poll_failures_total") == 0
+    assert next(ticks) >= 2, "the loop beat the heartbeat at least once"

@@ -132,6 +132,19 @@ def checkout_gate(engine: AsyncEngine) -> asyncio.Semaphore | None:
     return _checkout_gates.get(engine.sync_engine)
 
 
+# Who wants to know how long units of work waited for a connection (the API's metrics).
+_checkout_wait_observers: WeakKeyDictionary[Engine, Callable[[float], None]] = WeakKeyDictionary()
+
+
+def observe_checkout_wait(engine: AsyncEngine, observer: Callable[[float], None]) -> None:
+    """Call ``observer(seconds)`` with every unit of work's wait for its connection."""
+    _checkout_wait_observers[engine.sync_engine] = observer
+
+
+def checkout_wait_observer(engine: AsyncEngine) -> Callable[[float], None] | None:
+    return _checkout_wait_observers.get(engine.sync_engine)
+
+
 @dataclass(frozen=True)
 class _DriverStatement:
     sql: str

@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     # The worker's own /metrics; the host defaults to HOST (0.0.0.0 in containers).
     worker_metrics_host: str | None = None
     worker_metrics_port: int = Field(default=9100, ge=1, le=65535)
+    # GET /health/live on that port answers 503 once the relay loop has not turned for this
+    # long (a wedged loop; the kubelet restarts it). A turn takes at most the poll interval plus
+    # one batch (bounded by WEBHOOK_TIMEOUT_SECONDS and the database timeouts).
+    worker_liveness_stale_seconds: float = Field(default=60.0, gt=0)
     # The worker also deletes every user's expired idempotency keys this often (0: never; the API
     # then only drops a user's expired keys when that user writes again).
     idempotency_sweep_interval_seconds: float = Field(default=300.0, ge=0)

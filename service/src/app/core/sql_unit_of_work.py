@@ -8,13 +8,14 @@ committed change is never without its notification (and vice versa).
 from __future__ import annotations
 
 import asyncio
+import time
 from types import TracebackType
 from typing import Protocol, Self
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
-from app.core.database import checkout_gate
+from app.core.database import checkout_gate, checkout_wait_observer
 from app.core.events import DomainEvent
 from app.outbox.tables import event_row, outbox_events
 
@@ -49,11 +50,15 @@ class SqlUnitOfWork:
         self._tracked.append(aggregate)
 
     async def __aenter__(self) -> Self:
+        started = time.perf_counter()
         self._gate = checkout_gate(self._engine)
         if self._gate is not None:
             await self._gate.acquire()
         try:
             self._connection = await self._engine.connect()
+            # Waiting for a permit and a pooled connection: the pool's saturation, per request.
+            if (observe := checkout_wait_observer(self._engine)) is not None:
+                observe(time.perf_counter() - started)
             if self._read_only and self._engine.dialect.name == "postgresql":
                 await self._connection.execution_options(isolation_level="AUTOCOMMIT")
             else:

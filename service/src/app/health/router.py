@@ -1,4 +1,5 @@
-"""Liveness and readiness. Readiness names each dependency and turns 503 while draining."""
+"""Liveness and readiness. Readiness names each check (composition.readiness_checks) and turns 503
+while draining."""
 
 from __future__ import annotations
 
@@ -9,17 +10,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import text
 
 from app.composition import Container
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger("app.health")
-
-
-async def _check_db(container: Container) -> None:
-    async with container.engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
 
 
 async def readiness(request: Request) -> tuple[int, dict[str, Any]]:
@@ -34,7 +29,7 @@ async def readiness(request: Request) -> tuple[int, dict[str, Any]]:
 
 # One round of dependency checks serves every probe that arrives within this long, and probes
 # that arrive while it runs wait for it (single flight): a flood of /health/ready calls costs
-# one SELECT 1 + PING per second, and cannot exhaust the pool or time the checks out.
+# one round of checks (SELECT 1) per second, and cannot exhaust the pool or time the checks out.
 READINESS_CACHE_SECONDS = 1.0
 
 
@@ -49,7 +44,7 @@ async def _shared_checks(state: Any, container: Container) -> dict[str, str]:
 
 async def _check_dependencies(container: Container) -> dict[str, str]:
     checks: dict[str, str] = {}
-    probes = {"db": _check_db(container), **{name: probe() for name, probe in container.extra_checks.items()}}
+    probes = {name: probe() for name, probe in container.readiness_checks.items()}
     timeout = container.settings.readiness_check_timeout_seconds
     results = await asyncio.gather(
         *(asyncio.wait_for(probe, timeout) for probe in probes.values()), return_exceptions=True

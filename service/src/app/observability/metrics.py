@@ -38,6 +38,8 @@ LATENCY_BUCKETS = (
     5.0,
     10.0,
 )
+# Event-loop lag and pool waits: 1 ms resolves a healthy loop, 5 s a badly blocked one.
+WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 UNMATCHED_ROUTE = "unmatched"
 # The method label is bounded too: anything else a client sends counts as "other".
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -109,6 +111,18 @@ class HttpMetrics:
             "service_build_info",
             "Always 1; labels name the running version and environment.",
             ["version", "environment"],
+            registry=registry,
+        )
+        self.db_pool_wait = Histogram(
+            "db_pool_checkout_wait_seconds",
+            "Time a unit of work waited for a database connection (permit and pool checkout).",
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.event_loop_lag = Histogram(
+            "event_loop_lag_seconds",
+            "How late the event loop ran a timer: time every request on this process waits too.",
+            buckets=WAIT_BUCKETS,
             registry=registry,
         )
         self.db_pool = DbPoolCollector()

@@ -37,6 +37,16 @@ class WorkerMetrics:
         )
         for outcome in DELIVERY_OUTCOMES:
             self.deliveries.labels(outcome=outcome)  # export zeros, so rate() works from the start
+        self.last_poll_success = Gauge(
+            "outbox_last_poll_success_timestamp_seconds",
+            "Unix time of the relay's last poll that reached the database (0: none yet).",
+            registry=registry,
+        )
+        self.poll_failures = Counter(
+            "outbox_poll_failures",
+            "Relay polls that failed (database unreachable, a bug); the relay polls again.",
+            registry=registry,
+        )
         self.breaker_state = Gauge(
             "circuit_breaker_state",
             "Circuit breaker state per dependency: 0 closed, 1 half-open, 2 open.",

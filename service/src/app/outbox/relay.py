@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from app.core.circuit_breaker import CircuitState
 from app.core.settings import Settings
+from app.outbox.liveness import Heartbeat
 from app.outbox.metrics import WorkerMetrics
 from app.outbox.queue import ClaimedEvent, OutboxQueue
 from app.outbox.webhook import DeliveryOutcome, DeliveryResult, WebhookSender
@@ -74,21 +75,28 @@ class OutboxRelay:
         config: RelayConfig,
         *,
         rand: Callable[[], float] = random.random,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self.queue = queue
         self.sender = sender
         self.metrics = metrics
         self.config = config
         self._rand = rand
+        self.heartbeat = heartbeat
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until `stop` is set; a batch in hand is always finished first."""
         while not stop.is_set():
+            if self.heartbeat is not None:
+                self.heartbeat.beat()  # the loop turns: liveness (a failed poll is a turn too)
             try:
                 claimed = await self.run_once()
             except Exception:  # database unreachable, etc.: the next poll tries again
                 log.exception("outbox poll failed")
+                self.metrics.poll_failures.inc()
                 claimed = 0
+            else:
+                self.metrics.last_poll_success.set_to_current_time()
             if claimed < self.config.batch_size:  # a full batch suggests more are due: no pause
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.config.poll_interval_seconds)
