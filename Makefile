@@ -91,7 +91,7 @@ generate-alerts: venv ## render rules, dashboards and load-test targets from ale
 generate: generate-alerts generate-k8s generate-settings-doc ## regenerate every committed artefact
 
 .PHONY: generate-settings-doc
-generate-settings-doc: venv ## rewrite the README's settings table from the Settings model
+generate-settings-doc: venv ## rewrite the settings table in docs/service.md from the Settings model
 	$(PY) -m kit.settings_doc
 
 .PHONY: runbooks-check

@@ -90,7 +90,7 @@ class RenderError(Exception):
 def kubectl() -> str:
     path = shutil.which("kubectl")
     if path is None:
-        raise RenderError("kubectl is not installed: it provides `kubectl kustomize` (see README)")
+        raise RenderError("kubectl is not installed: it provides `kubectl kustomize` (docs/kubernetes.md)")
     return path
 
 

@@ -77,7 +77,7 @@ PROGRAMS = (
 STANDARD_VARIABLES = {"HOME", "USER", "PWD"}
 
 # Objects outside the service's namespaces that runbooks may name: the platform the kit assumes
-# (README "Cluster prerequisites", CONTRACTS.md). Keys: namespace -> kind -> names (None: any name,
+# (docs/kubernetes.md prerequisites, CONTRACTS.md). Keys: namespace -> kind -> names (None: any name,
 # the runbook lists them) and the pod labels there.
 PLATFORM_OBJECTS: dict[str, dict[str, set[str] | None]] = {
     "gateway-system": {

@@ -44,7 +44,7 @@ class Budget(pulumi.ComponentResource):
             limit_unit="USD",
             time_unit="MONTHLY",
             # Only what carries this stack's tag (the tag must be activated for cost allocation once
-            # per account: README "Deploying with Pulumi").
+            # per account: docs/pulumi.md, "Budgets and cost tags").
             cost_filters=[
                 aws.budgets.BudgetCostFilterArgs(
                     name="TagKeyValue", values=[f"user:{args.tag_key}${args.tag_value}"]

@@ -179,7 +179,7 @@ _PLACEHOLDER = re.compile(r"^(<[^>]+>|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?)$")
 def parse_error(argv: Sequence[str]) -> str | None:
     """Why `kit <argv...>` does not parse, as argparse says it; None when it does.
 
-    For documentation checks (runbooks, README, workflows). Placeholders (`<n>`, `$PR`,
+    For documentation checks (runbooks, README and docs/, workflows). Placeholders (`<n>`, `$PR`,
     `${ENV}`) stand for a valid value of their option. A leading "kit" is accepted and dropped;
     `--help` parses (its text is swallowed).
     """

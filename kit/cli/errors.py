@@ -1,6 +1,6 @@
 """Exit codes and the one error type every `kit` command raises for an expected failure.
 
-Scripts and CI rely on these numbers (documented in the README, "Operating with kit"):
+Scripts and CI rely on these numbers (documented in docs/operations.md, "Exit codes"):
 
     0  ok: healthy, journey passed, rollout finished, command done
     1  the thing checked is not ok: unhealthy, smoke journey failed, rollout failed or timed out

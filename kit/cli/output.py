@@ -1,7 +1,7 @@
 """Human tables (Rich) by default, JSON for machines (`--json`), progress on waits.
 
 Rich is imported only when a human table or spinner is drawn: the service image ships the
-CLI for `kit smoke --json` without Rich (see README, "Operating with kit").
+CLI for `kit smoke --json` without Rich (see docs/operations.md).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ What `kubectl rollout undo` does, for the API and the worker together (one relea
 for both): the previous ReplicaSet's pod template (by `deployment.kubernetes.io/revision`)
 replaces the Deployment's, as one JSON patch with the annotations kubectl keeps. Migrations are
 never rolled back: the older release's migration step accepts a database that is ahead of it
-(README, "Deploying to Kubernetes"), so its pods start against the newer schema.
+(docs/kubernetes.md, "Migrations"), so its pods start against the newer schema.
 
 The next `kubectl apply -k` / `pulumi up` of the overlay puts the newer image back: record the
 rollback in git (revert the promotion commit) as the runbooks say.

@@ -2,8 +2,8 @@
 
 Steps: health (GET /health/ready), login with the smoke account, create a project, read it,
 find it in the list, delete it, metrics exposed (GET /metrics). The project is deleted even
-when a step in between fails. Deleting needs a manager: the smoke account is one (README,
-"Operating with kit"). Through the public edge only /api is routed, so health and metrics answer
+when a step in between fails. Deleting needs a manager: the smoke account is one (docs/operations.md,
+"The smoke account"). Through the public edge only /api is routed, so health and metrics answer
 404 there: they are reported as "not routed" and left out of the verdict; the in-cluster probe
 goes through the Service and checks all seven.
 

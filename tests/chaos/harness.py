@@ -5,7 +5,7 @@
 Every scenario runs real processes on loopback: the API (`python -m app.main`, uvicorn), the
 outbox worker, PostgreSQL and Redis from testsupport's harness, and a webhook receiver
 (testsupport.webhook_receiver) that de-duplicates by event id. The figures of every scenario
-are printed at the end of the run as one table (the README's "Reliability" section).
+are printed at the end of the run as one table (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -351,7 +351,7 @@ def report(figures: Figures) -> None:
 
 
 def summary_lines() -> list[str]:
-    """Every scenario's line, then the same figures as a Markdown table (for the README)."""
+    """Every scenario's line, then the same figures as a Markdown table (for docs/reliability.md)."""
     if not FIGURES:
         return []
     lines = [figures.line() for figures in FIGURES]

@@ -1,4 +1,4 @@
-"""`kit.cli.known_command`: what documentation checks (runbooks, README, workflows) rely on."""
+"""`kit.cli.known_command`: what documentation checks (runbooks, README and docs/, workflows) rely on."""
 
 from __future__ import annotations
 

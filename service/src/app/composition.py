@@ -95,7 +95,7 @@ def readiness_checks(engine: AsyncEngine) -> dict[str, Callable[[], Awaitable[ob
       take traffic, nor let a rollout replace working pods (maxUnavailable 0 waits on it).
       A shared database outage therefore takes every pod out at once: that pages through the
       alerts built for it (no available API replicas, the synthetic probe's SLI), and the
-      probe's failureThreshold rides out blips (README "Health").
+      probe's failureThreshold rides out blips (docs/service.md, "Health").
     - Redis is never in: the rate limiter degrades to per-process counting without it
       (rate_limit_storage_errors_total, alerted on), so a Redis outage must not empty the
       Service.
@@ -111,7 +111,7 @@ def readiness_checks(engine: AsyncEngine) -> dict[str, Callable[[], Awaitable[ob
 # The request-path dependencies are `async def` (FastAPI runs a plain `def` dependency in
 # the threadpool: a thread hop per dependency per request, ~30 % of the list endpoint's CPU in
 # py-spy) and read the container straight from the app: every sub-dependency is one more
-# node FastAPI solves on every request (see README "Load tests and performance").
+# node FastAPI solves on every request (see docs/performance-history.md).
 def container_of(request: Request) -> Container:
     container: Container = request.app.state.container
     return container

@@ -1,8 +1,9 @@
 """Token revocation across pods through a real Redis, and what happens when Redis is down.
 
-The documented choice (README "Security", app/identity/infrastructure/revocation.py): a
-Redis outage never refuses requests; each pod then applies its own revocations only, and
-privileged roles keep being checked against the database.
+The documented choice (docs/security.md, "Token revocation when Redis is down";
+app/identity/infrastructure/revocation.py): a Redis outage never refuses requests; each pod
+then applies its own revocations only, and privileged roles keep being checked against the
+database.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Service settings: read once from environment variables (pydantic-settings).
 
-Every tunable of the service lives here, so the README's settings table, the
+Every tunable of the service lives here, so the settings table in docs/service.md, the
 Kubernetes ConfigMaps and the test harness all speak the same names.
 """
 
