@@ -3,8 +3,8 @@
 kubernetes-validate knows only built-in kinds, and no cluster is here to run the CRDs' own
 validation, so the fields this kit writes are modelled with pydantic (unknown fields refused,
 types, enums, patterns and bounds as the CRDs declare them: Gateway API v1 standard channel,
-cert-manager v1, Envoy Gateway v1alpha1). A field the kit does not use is an error too: adding one means extending its
-model here, with the CRD's rule. Every kind a manifest may hold is either built in, in
+cert-manager v1, Envoy Gateway v1alpha1). A field the kit does not use is an error too: adding
+one means extending its model here, with the CRD's rule. Every kind a manifest may hold is either built in, in
 MODELS, or one of the Prometheus Operator kinds checked structurally in kit/k8s_checks.py.
 """
 

@@ -213,5 +213,6 @@ def test_the_gateway_closes_idle_upstream_connections_before_the_api_does(platfo
     for overlay in OVERLAYS:
         rendered = k8s_checks.render(K8S / "overlays" / overlay)
         for config_map in of_kind(rendered, "ConfigMap"):
-            keep_alive = min(keep_alive, int(config_map["data"].get("KEEP_ALIVE_TIMEOUT_SECONDS", keep_alive)))
+            overridden = config_map["data"].get("KEEP_ALIVE_TIMEOUT_SECONDS", keep_alive)
+            keep_alive = min(keep_alive, int(overridden))
     assert idle < keep_alive
