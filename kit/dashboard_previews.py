@@ -53,6 +53,7 @@ NAMESPACE = "reference-service-preview"
 WINDOW_SCALE = 1 / 60
 FAULT_RATIO = "0.3"  # of the faulty pod's /api requests; it gets half the traffic while in rotation
 USERS = 8
+MAX_IN_FLIGHT = 96
 
 # The main panels, by the explicit ids dashboards_gen gives them (ids never change meaning).
 PANELS: tuple[tuple[str, int], ...] = (
@@ -187,7 +188,7 @@ def panel_series(
 
 def _unit_formatter(unit: str) -> FuncFormatter:
     def percent(value: float, _: float) -> str:
-        return f"{value * 100:.3g}%"
+        return f"{value * 100:.0f}%" if abs(value) >= 0.1 else f"{value * 100:.2g}%"
 
     def seconds(value: float, _: float) -> str:
         return f"{value * 1000:.3g} ms" if 0 < abs(value) < 1 else f"{value:.3g} s"
@@ -240,10 +241,14 @@ class Run:
 
     environment: str
     phases: list[tuple[Phase, float, float]] = field(default_factory=list)  # (phase, start, end) unix s
-    requests: int = 0
+    sent: list[int] = field(default_factory=list)  # requests per phase
     failed: int = 0
     step: float = 2.0
     series: dict[tuple[str, int], list[Series]] = field(default_factory=dict)
+
+    @property
+    def requests(self) -> int:
+        return sum(self.sent)
 
     @property
     def start(self) -> float:
@@ -323,12 +328,12 @@ async def _drive(phases: Sequence[Phase], healthy: str, faulty: str, receiver: R
         backends = [healthy, faulty] if phase.faulty_pod else [healthy]
         receiver.status = 503 if phase.webhook_failing else 204
         load = SteadyLoad(
-            Balancer(backends), tokens, rate=phase.rate, duration=phase.seconds, max_in_flight=96
+            Balancer(backends), tokens, rate=phase.rate, duration=phase.seconds, max_in_flight=MAX_IN_FLIGHT
         )
         began = time.time()
         result = await load.run()
         run.phases.append((phase, began, time.time()))
-        run.requests += result.sent
+        run.sent.append(result.sent)
         run.failed += len(result.failed)
     receiver.status = 204
 
@@ -384,16 +389,19 @@ def write_index(run: Run, panels: Sequence[Panel], out: Path) -> Path:
         f"`{run.environment}` environment, scoped to namespace `{NAMESPACE}`, with every window shortened 60 "
         "times as in tests/alerts/test_e2e_prometheus.py: the series named `1h` is a 1-minute window, `30d` "
         "12 hours. Over a run of minutes the long windows hold only the run, so burn rates and budgets move "
-        "far faster than in production.",
+        "far faster than in production. The series a cluster adds that the rules need (the recorded "
+        "objectives exist per API Deployment, from kube-state-metrics) come from the same stand-in "
+        "exposition as in that test (testsupport/prometheus.py); no panel shown here draws them.",
         f"- Load (testsupport/load.py, open loop, {USERS} users creating, listing and reading "
-        "projects), by phase:",
+        f"projects, at most {MAX_IN_FLIGHT} requests in flight: in the overload phase the service's "
+        "throughput, not the offered rate, sets what is sent), by phase:",
         "",
-        "| phase | seconds | offered req/s | faulty pod in rotation | webhook receiver |",
-        "|---|---|---|---|---|",
+        "| phase | seconds | offered req/s | sent req/s | faulty pod in rotation | webhook receiver |",
+        "|---|---|---|---|---|---|",
     ]
-    for phase, began, ended in run.phases:
+    for (phase, began, ended), sent in zip(run.phases, run.sent, strict=True):
         lines.append(
-            f"| {phase.name} | {ended - began:.0f} | {phase.rate:g} | "
+            f"| {phase.name} | {ended - began:.0f} | {phase.rate:g} | {sent / (ended - began):.0f} | "
             f"{'yes' if phase.faulty_pod else 'no'} | {'503' if phase.webhook_failing else '204'} |"
         )
     lines += ["", "## Panels", ""]
@@ -415,21 +423,37 @@ def write_index(run: Run, panels: Sequence[Panel], out: Path) -> Path:
 
 # What to look for in each image, given the phases of the run.
 WHAT_IT_SHOWS: dict[tuple[str, int], str] = {
-    ("reference-service-slo", 4): "the availability SLI dips below the prod objective while the faulty pod "
-    "is in rotation and climbs back after.",
-    ("reference-service-slo", 5): "the burn rate of the short windows jumps far above the page lines in the "
-    "faulty-pod phase; the longer windows rise more slowly and stay up after recovery.",
-    ("reference-service-slo", 13): "the budget remaining (over the run, the shortened 30-day window) drops "
-    "in a cliff during the faulty-pod phase.",
-    ("reference-service-red", 6): "mostly 200/201; 500s only in the faulty-pod phase; the overload burst "
-    "multiplies the rate.",
-    ("reference-service-red", 12): "during the overload burst requests queue and a large share of each class "
-    "is slower than its threshold; at the steady rate almost none.",
-    ("reference-service-red", 14): "5xx appear per class only while the faulty pod takes half the traffic.",
-    ("reference-service-saturation", 20): "the event loop lags while the API is overloaded, and only then.",
-    ("reference-service-saturation", 9): "pool use rises with the overload burst.",
-    ("reference-service-saturation", 14): "delivered follows the creates; retried appears while the "
-    "webhook receiver answers 503.",
+    ("reference-service-slo", 4): "the SLI stays at 100 % until the faulty pod joins, falls several "
+    "points below the objective while it takes half the traffic, and climbs back once the shortened "
+    "1h window (1 minute) no longer holds its 500s.",
+    ("reference-service-slo", 5): "zero before the fault; in the faulty-pod phase the short windows "
+    "(5m, 30m) burn at a hundred times the budget or more, far above the page lines, and fall soon "
+    "after recovery while the longer windows stay raised.",
+    ("reference-service-slo", 13): "flat at 100 % until the faulty pod, then a cliff far below 0: the "
+    "shortened 30-day window (12 hours) holds only these minutes, so the run's 500s spend the "
+    "budget many times over; it recovers slowly as good requests add up.",
+    ("reference-service-red", 6): "200s and 201s at the steady rate, a higher and jagged rate while "
+    "the service is overloaded, and 500s only while the faulty pod is in rotation.",
+    ("reference-service-red", 12): "near zero at the steady rate; during the overload burst requests "
+    "queue and a large share of the read and write classes is slower than their thresholds, far "
+    "above the budget line.",
+    ("reference-service-red", 14): "zero except in the faulty-pod phase, when the read and write "
+    "classes answer a share of 500s (the faulty pod fails 30 % of its half of the traffic).",
+    (
+        "reference-service-saturation",
+        20,
+    ): "a few milliseconds at the steady rate; during the overload burst the "
+    "loop lags by hundreds of milliseconds, the idle faulty pod's too (both share the machine's two "
+    "cores with PostgreSQL, Prometheus and the load).",
+    (
+        "reference-service-saturation",
+        9,
+    ): "zero or one connection at the steady rate; during the overload burst "
+    "the healthy pod checks out most of its pool at times.",
+    ("reference-service-saturation", 14): "delivered follows the creates (and rises with the "
+    "overload's creates); while the receiver answers 503, a few retries open the worker's circuit "
+    "breaker and deliveries stop; the backlog goes out in one burst when the breaker lets a "
+    "delivery through again (CIRCUIT_BREAKER_RESET_SECONDS, 30 s) after the receiver recovered.",
 }
 
 
