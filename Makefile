@@ -94,6 +94,10 @@ generate: generate-alerts generate-k8s generate-settings-doc ## regenerate every
 generate-settings-doc: venv ## rewrite the settings table in docs/service.md from the Settings model
 	$(PY) -m kit.settings_doc
 
+.PHONY: dashboard-previews
+dashboard-previews: venv system-deps ## run the service under phased load with Prometheus (~4 min), draw the main panels to docs/dashboards/*.png
+	$(PY) -m kit.dashboard_previews $(DASHBOARD_PREVIEWS_ARGS)
+
 .PHONY: runbooks-check
 runbooks-check: venv ## every command in runbooks/ against the repo (manifests, Makefile, parsers, flags, metrics)
 	$(PY) -m kit.runbook_commands

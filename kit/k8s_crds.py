@@ -3,8 +3,8 @@
 kubernetes-validate knows only built-in kinds, and no cluster is here to run the CRDs' own
 validation, so the fields this kit writes are modelled with pydantic (unknown fields refused,
 types, enums, patterns and bounds as the CRDs declare them: Gateway API v1 standard channel,
-cert-manager v1). A field the kit does not use is an error too: adding one means extending its
-model here, with the CRD's rule. Every kind a manifest may hold is either built in, in
+cert-manager v1, Envoy Gateway v1alpha1). A field the kit does not use is an error too: adding
+one means extending its model here, with the CRD's rule. Every kind a manifest may hold is either built in, in
 MODELS, or one of the Prometheus Operator kinds checked structurally in kit/k8s_checks.py.
 """
 
@@ -258,7 +258,39 @@ class ClusterIssuer(Strict):
     spec: IssuerSpec
 
 
+# --- Envoy Gateway (gateway.envoyproxy.io/v1alpha1) ----------------------------------------
+
+
+class PolicyTargetRef(Strict):
+    group: Literal["gateway.networking.k8s.io"]
+    kind: Literal["Gateway", "HTTPRoute"]
+    name: Name
+
+
+class HttpTimeout(Strict):
+    connectionIdleTimeout: Annotated[str, Field(pattern=_DURATION)] | None = None
+    maxConnectionDuration: Annotated[str, Field(pattern=_DURATION)] | None = None
+    requestTimeout: Annotated[str, Field(pattern=_DURATION)] | None = None
+
+
+class Timeout(Strict):
+    http: HttpTimeout
+
+
+class BackendTrafficPolicySpec(Strict):
+    targetRefs: Annotated[list[PolicyTargetRef], Field(min_length=1, max_length=16)]
+    timeout: Timeout
+
+
+class BackendTrafficPolicy(Strict):
+    apiVersion: Literal["gateway.envoyproxy.io/v1alpha1"]
+    kind: Literal["BackendTrafficPolicy"]
+    metadata: Metadata
+    spec: BackendTrafficPolicySpec
+
+
 MODELS: dict[tuple[str, str], type[Strict]] = {
+    ("gateway.envoyproxy.io/v1alpha1", "BackendTrafficPolicy"): BackendTrafficPolicy,
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): HTTPRoute,
     ("gateway.networking.k8s.io/v1", "Gateway"): Gateway,
     ("gateway.networking.k8s.io/v1", "GatewayClass"): GatewayClass,

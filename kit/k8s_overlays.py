@@ -70,6 +70,8 @@ IMAGE_BY_DIGEST = re.compile(r"^(?P<repository>[^@\s]+)@(?P<digest>sha256:[0-9a-
 # The Gateway's ACME certificates are DNS-01 (a wildcard needs it); rate limits of the CA are
 # per registered domain, so previews share one wildcard instead of one certificate each.
 HTTPS_PORT, HTTP_PORT = 443, 80
+# The gateway's idle timeout on connections to the API: below the app's keep-alive timeout.
+UPSTREAM_IDLE_TIMEOUT_SECONDS = 60
 
 # Stands in for alerts/generated/rules.yaml until `make generate-alerts` has written it, so the
 # PrometheusRule is always rendered by the same code path and always passes promtool.
@@ -650,6 +652,20 @@ def render_gateway(config: EnvironmentsConfig) -> str:
             "kind": "Gateway",
             "metadata": {"name": edge.gateway_name, "namespace": edge.gateway_namespace},
             "spec": {"gatewayClassName": edge.gateway_class, "listeners": listeners},
+        },
+        {
+            # Envoy keeps idle upstream connections for an hour by default; the API closes an idle
+            # keep-alive connection after KEEP_ALIVE_TIMEOUT_SECONDS (75 s). Whichever side closes
+            # second loses the request it sends at that moment, so the proxy closes first.
+            "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+            "kind": "BackendTrafficPolicy",
+            "metadata": {"name": f"{edge.gateway_name}-upstream", "namespace": edge.gateway_namespace},
+            "spec": {
+                "targetRefs": [
+                    {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": edge.gateway_name}
+                ],
+                "timeout": {"http": {"connectionIdleTimeout": f"{UPSTREAM_IDLE_TIMEOUT_SECONDS}s"}},
+            },
         },
         *certificates,
     ]

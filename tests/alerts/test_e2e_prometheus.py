@@ -14,7 +14,6 @@ shortened 60 times (1h -> 1m, 5m -> 5s; rule names unchanged) and evaluated ever
 from __future__ import annotations
 
 import contextlib
-import json
 import secrets
 import threading
 import time
@@ -22,16 +21,16 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from kit import alerts_gen, dashboards_gen, slo
 from loadtests.stack import VENV_PYTHON, Backing, migrate, service, webhook_receiver
+from testsupport import prometheus as testsupport_prometheus
+from testsupport.prometheus import RULES_FILE, cluster_exporter, query, service_prometheus_config
 from testsupport.servers import PrometheusServer, RedisServer, free_port, prometheus_server
 
 pytestmark = pytest.mark.slow
@@ -43,132 +42,9 @@ RATE_INTERVAL = "5s"  # $__rate_interval for a 1s scrape interval
 PAGE_ALERT = f"{SPEC.service.alert_prefix}AvailabilityBudgetBurn"
 FAULT_RATIO = "0.5"
 
-# What kube-state-metrics and cert-manager would expose for the service in a cluster.
-_POD = f'namespace="{NAMESPACE}",pod="reference-service-api-0"'
-_HPA = f'namespace="{NAMESPACE}",horizontalpodautoscaler="{SPEC.selectors.hpa_name}"'
-_DEPLOYMENT = f'namespace="{NAMESPACE}",deployment="{SPEC.selectors.api_deployment}"'
-_CONTAINER = f'{_POD},container="api"'
-_PROBE = f'job="{SPEC.selectors.synthetic_job}",namespace="{NAMESPACE}"'
-INFRA_EXPOSITION = {
-    "/kube-state-metrics": "\n".join(
-        [
-            f'kube_pod_status_ready{{{_POD},condition="true"}} 1',
-            f'kube_pod_status_ready{{{_POD},condition="false"}} 0',
-            f'kube_pod_container_status_restarts_total{{{_POD},container="api"}} 0',
-            f'kube_pod_container_resource_limits{{{_POD},container="api",resource="memory",unit="byte"}} '
-            "268435456",
-            f'kube_pod_container_resource_limits{{{_POD},container="api",resource="cpu",unit="core"}} 1',
-            f'kube_pod_container_resource_requests{{{_POD},container="api",resource="cpu",unit="core"}} 0.5',
-            f"kube_deployment_spec_replicas{{{_DEPLOYMENT}}} 2",
-            f"kube_deployment_status_replicas_available{{{_DEPLOYMENT}}} 2",
-            f"kube_deployment_status_observed_generation{{{_DEPLOYMENT}}} 3",
-            f"kube_horizontalpodautoscaler_status_current_replicas{{{_HPA}}} 2",
-            f"kube_horizontalpodautoscaler_status_desired_replicas{{{_HPA}}} 2",
-            f"kube_horizontalpodautoscaler_spec_max_replicas{{{_HPA}}} 4",
-            "",
-        ]
-    ),
-    "/cert-manager": (
-        f'certmanager_certificate_expiration_timestamp_seconds{{namespace="{NAMESPACE}",'
-        'name="reference-service-prod-tls"} {expiry}\n'
-    ),
-    "/cadvisor": "\n".join(
-        [
-            f"container_cpu_usage_seconds_total{{{_CONTAINER}}} {{cpu}}",
-            f"container_cpu_cfs_periods_total{{{_CONTAINER}}} {{periods}}",
-            f"container_cpu_cfs_throttled_periods_total{{{_CONTAINER}}} {{throttled}}",
-            "",
-        ]
-    ),
-    # What the `kit smoke` CronJob pushes to the Pushgateway (honor_labels keeps job and namespace).
-    "/pushgateway": "\n".join(
-        [
-            f"synthetic_journey_success{{{_PROBE}}} 1",
-            f'synthetic_step_success{{{_PROBE},step="login"}} 1',
-            f"synthetic_journey_duration_seconds{{{_PROBE}}} 0.3",
-            f"synthetic_journey_last_run_timestamp_seconds{{{_PROBE}}} {{now}}",
-            "",
-        ]
-    ),
-}
-
-
-class _InfraExporter(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = INFRA_EXPOSITION.get(self.path)
-        if body is None:
-            self.send_error(404)
-            return
-        now = time.time()
-        values = {
-            "{expiry}": str(int(now) + 60 * 86400),
-            "{now}": str(int(now)),
-            # Counters that grow with time, as a container's CPU accounting does.
-            "{cpu}": f"{now * 0.1:.3f}",
-            "{periods}": str(int(now * 10)),
-            "{throttled}": str(int(now)),
-        }
-        for placeholder, value in values.items():
-            body = body.replace(placeholder, value)
-        payload = body.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def infra_exporter() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _InfraExporter)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def prometheus_config(infra: str) -> str:
-    sel = SPEC.selectors
-
-    def file_sd(job: str) -> dict[str, Any]:
-        return {"job_name": job, "file_sd_configs": [{"files": [f"{job}.json"], "refresh_interval": "1s"}]}
-
-    def static(job: str, path: str) -> dict[str, Any]:
-        # honor_labels keeps the exposition's namespace, as with kube-state-metrics in a cluster.
-        return {
-            "job_name": job,
-            "honor_labels": True,
-            "metrics_path": path,
-            "static_configs": [{"targets": [infra]}],
-        }
-
-    return yaml.safe_dump(
-        {
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-            "rule_files": ["rules.yaml"],
-            "scrape_configs": [
-                file_sd(sel.api_job),
-                file_sd(sel.worker_job),
-                static(sel.kube_state_metrics_job, "/kube-state-metrics"),
-                static(sel.cert_manager_job, "/cert-manager"),
-                static(sel.cadvisor_job, "/cadvisor"),
-                static(sel.synthetic_job, "/pushgateway"),
-            ],
-        }
-    )
-
 
 def point_job_at(prometheus: PrometheusServer, job: str, address: str) -> None:
-    """What Kubernetes service discovery does when a pod is replaced: a new target."""
-    targets = [{"targets": [address], "labels": {"namespace": NAMESPACE}}]
-    path = prometheus.config_file.parent / f"{job}.json"
-    path.with_suffix(".tmp").write_text(json.dumps(targets))
-    path.with_suffix(".tmp").rename(path)  # atomic: Prometheus never reads half a file
+    testsupport_prometheus.point_job_at(prometheus, job, [address], NAMESPACE)
 
 
 @dataclass
@@ -252,13 +128,6 @@ class Load:
                 time.sleep(0.05)
 
 
-def query(prometheus: PrometheusServer, expr: str) -> list[dict[str, Any]]:
-    response = httpx.get(f"{prometheus.url}/api/v1/query", params={"query": expr}, timeout=10)
-    assert response.status_code == 200, f"{expr}: {response.text}"
-    result: list[dict[str, Any]] = response.json()["data"]["result"]
-    return result
-
-
 def active_alerts(prometheus: PrometheusServer, name: str) -> list[dict[str, Any]]:
     response = httpx.get(f"{prometheus.url}/api/v1/alerts", timeout=10)
     return [a for a in response.json()["data"]["alerts"] if a["labels"]["alertname"] == name]
@@ -317,9 +186,11 @@ def test_rules_and_dashboards_against_real_prometheus(
     checks = every_check_query()
     load = Load(base_url="")
     with contextlib.ExitStack() as stack:
-        infra = stack.enter_context(infra_exporter())
+        infra = stack.enter_context(cluster_exporter(SPEC.selectors, NAMESPACE))
         rules = alerts_gen.render_rules_yaml(SPEC, options)
-        prometheus = stack.enter_context(prometheus_server(prometheus_config(infra), {"rules.yaml": rules}))
+        prometheus = stack.enter_context(
+            prometheus_server(service_prometheus_config(SPEC.selectors, infra), {RULES_FILE: rules})
+        )
         # The healthy version (API + outbox worker) serves the whole test. The faulty version
         # (API only, FAULT_INJECTION_ERROR_RATIO) starts early, idle, so that "deploying" it is
         # a switch of scrape target and traffic, like a rollout, and rolling back is the reverse.

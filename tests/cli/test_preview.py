@@ -64,12 +64,16 @@ def test_up_sets_the_programs_image_key_and_deploys_the_overlay_rendered_for_the
 ) -> None:
     overlay = project / "k8s" / "overlays" / "preview"
     committed = {p.name: p.read_text() for p in overlay.iterdir()}
+    before = int(time.time())
     result = kit("preview", "up", "--pr", "12", "--image", IMAGE, "--cwd", str(project), "--json")
+    after = int(time.time()) + 1
     assert result.code == 0, result.err
     report = json.loads(result.out)
     assert report["url"] == "https://pr-12.preview.example.com"
     assert report["stack"] == "pr-12" and report["image"] == IMAGE
-    assert abs(report["expires_at"] - (NOW + 72 * 3600)) <= 5 and report["created_at"] >= NOW
+    # The program's expiry: the time of this `up` plus preview_ttl_hours (72).
+    assert before + 72 * 3600 <= report["expires_at"] <= after + 72 * 3600
+    assert before <= report["created_at"] <= after
     assert [_common(c, project) for c in pulumi.calls] == [
         ["stack", "ls", "--json"],
         ["stack", "init", "pr-12", "--copy-config-from", "pr"],

@@ -8,6 +8,7 @@ and `protect` and `ignore_changes` are read from the registration request.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import runpy
 import time
@@ -208,6 +209,9 @@ def run_stack(stack: str, config: dict[str, Any] | None = None, secrets: dict[st
     secret_values = TEST_SECRETS if secrets is None else secrets
     all_values = {**values, **{f"{PROJECT}:{key}": value for key, value in secret_values.items()}}
     mocks = RecordingMocks()
+    # The SDK schedules its work on the thread's current event loop; an earlier async test
+    # (pytest-asyncio) may have closed and unset it, so each run gets a loop of its own.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.settings.ROOT.set(None)  # a fresh Stack (and its outputs) for every run
     pulumi.runtime.set_mocks(
         mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(mocks)

@@ -15,6 +15,7 @@ import pytest
 
 from kit import k8s_checks, k8s_crds, k8s_overlays
 from kit.k8s_checks import Obj, find, of_kind
+from kit.paths import K8S
 from tests.k8s.support import CONFIG, EDGE, OVERLAYS
 
 DIGEST = "sha256:" + "ab" * 32
@@ -190,3 +191,28 @@ def test_a_host_template_without_a_wildcard_form_is_refused(template: str) -> No
         k8s_overlays.OverlayError, match=r"host_template must put \{pr\} in the first label only"
     ):
         k8s_overlays.listener_hostname(preview)
+
+
+def _seconds(duration: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    number = duration.rstrip("smh")
+    return float(number) * units[duration[len(number) :]]
+
+
+def test_the_gateway_closes_idle_upstream_connections_before_the_api_does(platform: list[Obj]) -> None:
+    """Otherwise a request sent on a connection the API is closing is lost (seen by make chaos)."""
+    from app.core.settings import Settings
+
+    policy = find(platform, "BackendTrafficPolicy", f"{EDGE.gateway_name}-upstream")
+    assert policy is not None
+    assert policy["spec"]["targetRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": EDGE.gateway_name}
+    ]
+    idle = _seconds(policy["spec"]["timeout"]["http"]["connectionIdleTimeout"])
+    keep_alive = Settings(environment="test", jwt_secret="x" * 40).keep_alive_timeout_seconds
+    for overlay in OVERLAYS:
+        rendered = k8s_checks.render(K8S / "overlays" / overlay)
+        for config_map in of_kind(rendered, "ConfigMap"):
+            overridden = config_map["data"].get("KEEP_ALIVE_TIMEOUT_SECONDS", keep_alive)
+            keep_alive = min(keep_alive, int(overridden))
+    assert idle < keep_alive

@@ -167,11 +167,14 @@ async def test_metrics_use_route_templates_and_bounded_labels(client: httpx.Asyn
 async def test_openapi_declares_error_responses_on_every_api_route(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
     for path, operations in spec["paths"].items():
-        if not path.startswith("/api/"):
-            continue
         for method, operation in operations.items():
             errors = {code for code in operation["responses"] if code.startswith(("4", "5"))}
-            assert "500" in errors, f"{method.upper()} {path} does not declare 500"
+            # Any route: a Host not trusted, a body too large, a server error.
+            assert {"400", "413", "500"} <= errors, f"{method.upper()} {path} does not declare {errors}"
+            if not path.startswith("/api/"):
+                if path != "/health/live":
+                    assert "503" in errors, f"{method.upper()} {path}: readiness answers 503 when not ready"
+                continue
             if "requestBody" in operation or operation.get("parameters"):
                 assert "422" in errors, f"{method.upper()} {path} takes input but does not declare 422"
             for code in errors:

@@ -87,19 +87,22 @@ def error_response(
 
 
 # Every route can answer these whatever it does: 400 (a Host not in TRUSTED_HOSTS, a body that
-# is not UTF-8 JSON), 413 (a body over MAX_BODY_BYTES, even on a GET), 500, and the database's
-# failures (503 unavailable, 507 storage full).
-_ANY_ROUTE_STATUSES = (400, 413, 500, 503, 507)
+# is not UTF-8 JSON), 413 (a body over MAX_BODY_BYTES, even on a GET) and 500.
+_ANY_ROUTE_STATUSES = (400, 413, 500)
+# Every route that reaches the database these too: 503 (unavailable) and 507 (storage full).
+_DATABASE_STATUSES = (503, 507)
 # A 422 lists at most this many fields (the body of a request with thousands of unknown
 # fields would otherwise echo every one of them).
 MAX_ERROR_DETAILS = 20
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries: the errors a route can return, plus _ANY_ROUTE_STATUSES."""
+def error_responses(*statuses: int, database: bool = True) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries: the errors a route can return, plus _ANY_ROUTE_STATUSES
+    (and _DATABASE_STATUSES unless the route never touches the database)."""
+    implied = (*_ANY_ROUTE_STATUSES, *(_DATABASE_STATUSES if database else ()))
     return {
         status: {"model": ErrorBody, "description": HTTPStatus(status).phrase}
-        for status in sorted({*statuses, *_ANY_ROUTE_STATUSES})
+        for status in sorted({*statuses, *implied})
     }
 
 

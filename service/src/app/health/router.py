@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.composition import Container
+from app.core.http import error_responses
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger("app.health")
@@ -69,19 +70,26 @@ def _log_transition(request: Request, healthy: bool, checks: dict[str, str]) -> 
 _ALIVE = b'{"status":"ok"}'
 
 
-@router.get("/health/live", include_in_schema=True, response_model=dict[str, str])
+# The probes' own 503 carries the readiness body (which check failed), not the error body.
+_EDGE_ERRORS = error_responses(database=False)
+
+
+@router.get("/health/live", include_in_schema=True, response_model=dict[str, str], responses=_EDGE_ERRORS)
 async def live() -> Response:
     """200 while the process serves requests."""
     return Response(_ALIVE, media_type="application/json")  # the constant, not re-serialized per probe
 
 
-@router.get("/health/ready", responses={503: {"description": "A dependency is down or the pod drains"}})
+@router.get(
+    "/health/ready",
+    responses={**_EDGE_ERRORS, 503: {"description": "A dependency is down or the pod drains"}},
+)
 async def ready(request: Request) -> JSONResponse:
     status, body = await readiness(request)
     return JSONResponse(body, status_code=status)
 
 
-@router.get("/health", responses={503: {"description": "Same as /health/ready"}})
+@router.get("/health", responses={**_EDGE_ERRORS, 503: {"description": "Same as /health/ready"}})
 async def health(request: Request) -> JSONResponse:
     status, body = await readiness(request)
     return JSONResponse(body, status_code=status)
