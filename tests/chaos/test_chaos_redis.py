@@ -2,8 +2,8 @@
 limits fall back to per-process counters (logins stay bounded), tokens keep working, and the
 degradation shows in /metrics and the log; after the restart the shared counters are used again.
 
-Token revocation is not built on this branch (the security work adds a Redis denylist); what
-exists is checked: every token keeps authenticating while Redis is gone.
+Every token keeps authenticating while Redis is gone; what revocation does then is tested in
+service/tests/api/test_token_revocation.py.
 """
 
 from __future__ import annotations
