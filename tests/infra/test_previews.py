@@ -5,7 +5,6 @@ stand-in `pulumi` of tests/cli that records its arguments. kit's front end: test
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,19 +13,15 @@ import pytest
 import yaml
 
 from infra import previews
-from kit.paths import K8S, ROOT
-from tests.cli.pulumi_standin import PulumiStandIn
+from kit.paths import ROOT
+from tests.cli.pulumi_standin import PulumiStandIn, copy_pulumi_project
 
 IMAGE = "ghcr.io/example/reference-service@sha256:" + "c" * 64
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    folder = tmp_path / "project"
-    folder.mkdir()
-    shutil.copy(ROOT / "Pulumi.yaml", folder / "Pulumi.yaml")
-    shutil.copytree(K8S, folder / "k8s")
-    return folder
+    return copy_pulumi_project(tmp_path)
 
 
 def standin(
