@@ -32,6 +32,11 @@ def standin(
     return fake
 
 
+def make(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """`make` in the repository with ``args``, output captured."""
+    return subprocess.run(["make", *args], cwd=ROOT, capture_output=True, text=True, check=check)
+
+
 def test_importing_the_driver_loads_no_pulumi_sdk() -> None:
     """kit imports infra.previews; the kit image and a kit-only venv have no Pulumi SDK."""
     code = (
@@ -125,13 +130,7 @@ def test_sweep_dry_run_destroys_nothing(
 
 def test_make_preview_destroy_runs_kit_preview_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = standin(tmp_path, monkeypatch, {"pr-8": {"config": {}, "outputs": {}}})
-    result = subprocess.run(
-        ["make", "--no-print-directory", "preview-destroy", "PR=8"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = make("--no-print-directory", "preview-destroy", "PR=8")
     assert result.returncode == 0, result.stderr
     assert "preview pr-8: destroyed and removed" in result.stdout
     assert [c[:-3] for c in fake.calls if c[0] == "destroy" or c[:2] == ["stack", "rm"]] == [
@@ -142,22 +141,10 @@ def test_make_preview_destroy_runs_kit_preview_down(tmp_path: Path, monkeypatch:
 
 
 def test_make_preview_needs_pr_and_image_and_calls_kit() -> None:
-    result = subprocess.run(
-        ["make", "--no-print-directory", "preview", "PR=8"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = make("--no-print-directory", "preview", "PR=8")
     assert result.returncode != 0
     assert "usage: make preview PR=<n> IMAGE=<ref>" in result.stdout + result.stderr
-    dry = subprocess.run(
-        ["make", "-n", "preview", "preview-sweep", "PR=8", f"IMAGE={IMAGE}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    dry = make("-n", "preview", "preview-sweep", "PR=8", f"IMAGE={IMAGE}", check=True)
     assert f".venv/bin/kit preview up --pr 8 --image {IMAGE}" in dry.stdout
     assert ".venv/bin/kit preview sweep" in dry.stdout
 
