@@ -24,6 +24,7 @@ float precision for the counts a load test produces.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -85,13 +86,8 @@ def lower_bound(bad: int, total: int, confidence: float) -> float:
     if bad <= 0 or total <= 0:
         return 0.0
     alpha = 1 - confidence
-    lo, hi = 0.0, bad / total
-    for _ in range(80):  # sf(bad; total, p) rises with p: find where it crosses alpha
-        mid = (lo + hi) / 2
-        if sf(bad, total, mid) > alpha:
-            hi = mid
-        else:
-            lo = mid
+    # sf(bad; total, p) rises with p: the bound is where it crosses alpha.
+    lo, _ = _bisect(0.0, bad / total, lambda p: sf(bad, total, p) > alpha)
     return lo
 
 
@@ -102,14 +98,21 @@ def upper_bound(bad: int, total: int, confidence: float) -> float:
     if bad >= total:
         return 1.0
     alpha = 1 - confidence
-    lo, hi = bad / total, 1.0
-    for _ in range(80):  # cdf(bad; total, p) falls with p: find where it crosses alpha
-        mid = (lo + hi) / 2
-        if cdf(bad, total, mid) > alpha:
-            lo = mid
-        else:
-            hi = mid
+    # cdf(bad; total, p) falls with p: the bound is where it crosses alpha.
+    _, hi = _bisect(bad / total, 1.0, lambda p: not cdf(bad, total, p) > alpha)
     return hi
+
+
+def _bisect(lo: float, hi: float, past: Callable[[float], bool]) -> tuple[float, float]:
+    """80 halvings of [lo, hi] around the point where ``past`` (false below it, true above)
+    turns true: far below float precision for any bound here."""
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        if past(mid):
+            hi = mid
+        else:
+            lo = mid
+    return lo, hi
 
 
 @cache

@@ -28,34 +28,36 @@ async def _open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
 
 async def slow_head(port: int, until: float, report: AbuseReport, interval: float = 0.5) -> None:
     """Slowloris: a request head that never ends, one header line every `interval` seconds."""
-    reader, writer = await _open(port)
-    report.connections += 1
-    try:
-        writer.write(b"GET /api/v1/projects HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-        while time.monotonic() < until:
-            writer.write(b"X-Slow: 1\r\n")
-            await writer.drain()
-            await asyncio.sleep(min(interval, max(0.0, until - time.monotonic())))
-            if reader.at_eof():
-                report.closed_by_server += 1
-                return
-    except OSError:
-        report.closed_by_server += 1
-    finally:
-        writer.close()
+    await _trickle(
+        port,
+        until,
+        report,
+        interval,
+        b"GET /api/v1/projects HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+        b"X-Slow: 1\r\n",
+    )
 
 
 async def slow_body(port: int, until: float, report: AbuseReport, interval: float = 0.5) -> None:
     """A complete head announcing a body that arrives one byte every `interval` seconds."""
+    opening = (
+        b"POST /api/v1/projects HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 10000\r\n\r\n{"
+    )
+    await _trickle(port, until, report, interval, opening, b" ")
+
+
+async def _trickle(
+    port: int, until: float, report: AbuseReport, interval: float, opening: bytes, drip: bytes
+) -> None:
+    """One connection: ``opening``, then ``drip`` every `interval` seconds until the deadline or
+    until the server closes it (counted in ``report``)."""
     reader, writer = await _open(port)
     report.connections += 1
     try:
-        writer.write(
-            b"POST /api/v1/projects HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 10000\r\n\r\n{"
-        )
+        writer.write(opening)
         while time.monotonic() < until:
-            writer.write(b" ")
+            writer.write(drip)
             await writer.drain()
             await asyncio.sleep(min(interval, max(0.0, until - time.monotonic())))
             if reader.at_eof():

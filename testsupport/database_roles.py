@@ -6,7 +6,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from testsupport.servers import PostgresServer, pg_tool
+from testsupport.servers import PostgresServer
 
 BOOTSTRAP_SQL = Path(__file__).resolve().parent.parent / "service" / "sql" / "bootstrap_roles.sql"
 
@@ -23,22 +23,7 @@ class RoleUrls:
 def bootstrap_roles(server: PostgresServer, database: str) -> RoleUrls:
     """Run the bootstrap SQL as the superuser against `database` (which must exist)."""
     subprocess.run(
-        [
-            pg_tool("psql"),
-            "-h",
-            server.host,
-            "-p",
-            str(server.port),
-            "-U",
-            server.user,
-            "-d",
-            database,
-            "-q",
-            "-v",
-            f"db={database}",
-            "-f",
-            str(BOOTSTRAP_SQL),
-        ],
+        [*server.psql_argv(database), "-q", "-v", f"db={database}", "-f", str(BOOTSTRAP_SQL)],
         check=True,
         capture_output=True,
         text=True,

@@ -12,7 +12,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
@@ -170,23 +170,38 @@ def cluster_exporter(selectors: Selectors, namespace: str) -> Iterator[str]:
     """Serve ``cluster_exposition`` on a free loopback port; yields its host:port."""
     exposition = cluster_exposition(selectors, namespace)
 
+    def render(path: str) -> str | None:
+        body = exposition.get(path)
+        if body is None:
+            return None
+        now = time.time()
+        values = {
+            "{expiry}": str(int(now) + 60 * 86400),
+            "{now}": str(int(now)),
+            # Counters that grow with time, as a container's CPU accounting does.
+            "{cpu}": f"{now * 0.1:.3f}",
+            "{periods}": str(int(now * 10)),
+            "{throttled}": str(int(now)),
+        }
+        for placeholder, value in values.items():
+            body = body.replace(placeholder, value)
+        return body
+
+    with serve_exposition(render) as address:
+        yield address
+
+
+@contextlib.contextmanager
+def serve_exposition(render: Callable[[str], str | None]) -> Iterator[str]:
+    """Serve ``render(path)`` as a Prometheus text exposition on a free loopback port (404 where
+    it gives None), rendered at each scrape; yields its host:port."""
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = exposition.get(self.path)
+            body = render(self.path)
             if body is None:
                 self.send_error(404)
                 return
-            now = time.time()
-            values = {
-                "{expiry}": str(int(now) + 60 * 86400),
-                "{now}": str(int(now)),
-                # Counters that grow with time, as a container's CPU accounting does.
-                "{cpu}": f"{now * 0.1:.3f}",
-                "{periods}": str(int(now * 10)),
-                "{throttled}": str(int(now)),
-            }
-            for placeholder, value in values.items():
-                body = body.replace(placeholder, value)
             payload = body.encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")

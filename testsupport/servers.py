@@ -87,23 +87,24 @@ class PostgresServer:
     def url(self, database: str = "postgres", driver: str = "postgresql+asyncpg") -> str:
         return f"{driver}://{self.user}@{self.host}:{self.port}/{database}"
 
+    def psql_argv(self, database: str = "postgres", user: str | None = None) -> list[str]:
+        """psql connected to ``database`` on this server as ``user`` (default: the superuser);
+        the caller adds the options and what to run."""
+        return [
+            pg_tool("psql"),
+            "-h",
+            self.host,
+            "-p",
+            str(self.port),
+            "-U",
+            user or self.user,
+            "-d",
+            database,
+        ]
+
     def psql(self, sql: str, database: str = "postgres") -> str:
         out = subprocess.run(
-            [
-                pg_tool("psql"),
-                "-h",
-                self.host,
-                "-p",
-                str(self.port),
-                "-U",
-                self.user,
-                "-d",
-                database,
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-Atc",
-                sql,
-            ],
+            [*self.psql_argv(database), "-v", "ON_ERROR_STOP=1", "-Atc", sql],
             check=True,
             capture_output=True,
             text=True,

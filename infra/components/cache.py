@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from infra.components.network import vpc_only_firewall
 from kit.environments import CacheSettings
 
 PORT = 6379
@@ -35,20 +36,8 @@ class Cache(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         settings = args.settings
         subnets = aws.elasticache.SubnetGroup(f"{name}-subnets", subnet_ids=list(args.subnet_ids), opts=child)
-        firewall = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            description=f"{args.name}: Redis from inside the VPC",
-            vpc_id=args.vpc_id,
-            ingress=[
-                aws.ec2.SecurityGroupIngressArgs(
-                    protocol="tcp",
-                    from_port=PORT,
-                    to_port=PORT,
-                    cidr_blocks=[args.vpc_cidr],
-                    description="VPC",
-                )
-            ],
-            opts=child,
+        firewall = vpc_only_firewall(
+            f"{name}-sg", f"{args.name}: Redis from inside the VPC", args.vpc_id, args.vpc_cidr, PORT, child
         )
         self.auth_token = None
         if settings.auth_token:

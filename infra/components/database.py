@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.components.network import vpc_only_firewall
 from kit.environments import DatabaseSettings
 
 PORT = 5432
@@ -35,21 +36,13 @@ class Database(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         settings = args.settings
         subnets = aws.rds.SubnetGroup(f"{name}-subnets", subnet_ids=list(args.subnet_ids), opts=child)
-        # Reachable from inside the VPC only (pods get VPC addresses from the VPC CNI).
-        firewall = aws.ec2.SecurityGroup(
+        firewall = vpc_only_firewall(
             f"{name}-sg",
-            description=f"{args.name}: PostgreSQL from inside the VPC",
-            vpc_id=args.vpc_id,
-            ingress=[
-                aws.ec2.SecurityGroupIngressArgs(
-                    protocol="tcp",
-                    from_port=PORT,
-                    to_port=PORT,
-                    cidr_blocks=[args.vpc_cidr],
-                    description="VPC",
-                )
-            ],
-            opts=child,
+            f"{args.name}: PostgreSQL from inside the VPC",
+            args.vpc_id,
+            args.vpc_cidr,
+            PORT,
+            child,
         )
         major = settings.engine_version.split(".")[0]
         parameters = aws.rds.ParameterGroup(

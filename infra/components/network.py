@@ -24,6 +24,33 @@ def subnet_cidrs(cidr: str, zones: int) -> tuple[list[str], list[str]]:
     return blocks[:zones], blocks[zones : 2 * zones]
 
 
+def vpc_only_firewall(
+    resource_name: str,
+    description: str,
+    vpc_id: pulumi.Input[str],
+    vpc_cidr: str,
+    port: int,
+    opts: pulumi.ResourceOptions,
+) -> aws.ec2.SecurityGroup:
+    """A security group that admits TCP on ``port`` from inside the VPC only (pods get VPC
+    addresses from the VPC CNI), for the data stores."""
+    return aws.ec2.SecurityGroup(
+        resource_name,
+        description=description,
+        vpc_id=vpc_id,
+        ingress=[
+            aws.ec2.SecurityGroupIngressArgs(
+                protocol="tcp",
+                from_port=port,
+                to_port=port,
+                cidr_blocks=[vpc_cidr],
+                description="VPC",
+            )
+        ],
+        opts=opts,
+    )
+
+
 class Network(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
     cidr: str

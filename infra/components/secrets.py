@@ -49,34 +49,45 @@ class AppSecrets(pulumi.ComponentResource):
             values["redis_auth_token"] = args.redis_auth_token
         if args.webhook_signing_secret is not None:
             values["webhook_signing_secret"] = args.webhook_signing_secret
-        secret = aws.secretsmanager.Secret(
-            f"{name}-secret",
-            name=args.name,
-            description="reference-service: role passwords, JWT key, webhook (read by External Secrets)",
-            recovery_window_in_days=args.recovery_window_days,
-            opts=child,
-        )
-        aws.secretsmanager.SecretVersion(
-            f"{name}-version",
-            secret_id=secret.id,
-            # The random passwords are secret Outputs, so the JSON is one too (never plain in state).
-            secret_string=pulumi.Output.json_dumps(values),
-            opts=child,
-        )
-        self.preview_admin_arn = None
-        if args.preview_admin:
-            admin = aws.secretsmanager.Secret(
-                f"{name}-preview-admin",
-                name=f"{args.name}/preview-admin",
-                description="reference-service: the role preview stacks create their databases with",
+
+        def json_secret(
+            resource: str,
+            version: str,
+            secret_name: str,
+            description: str,
+            value: dict[str, pulumi.Input[str]],
+        ) -> aws.secretsmanager.Secret:
+            secret = aws.secretsmanager.Secret(
+                resource,
+                name=secret_name,
+                description=description,
                 recovery_window_in_days=args.recovery_window_days,
                 opts=child,
             )
             aws.secretsmanager.SecretVersion(
-                f"{name}-preview-admin",
-                secret_id=admin.id,
-                secret_string=pulumi.Output.json_dumps({"preview_admin_password": password("preview-admin")}),
+                version,
+                secret_id=secret.id,
+                # The random passwords are secret Outputs, so the JSON is one too (never plain in state).
+                secret_string=pulumi.Output.json_dumps(value),
                 opts=child,
+            )
+            return secret
+
+        secret = json_secret(
+            f"{name}-secret",
+            f"{name}-version",
+            args.name,
+            "reference-service: role passwords, JWT key, webhook (read by External Secrets)",
+            values,
+        )
+        self.preview_admin_arn = None
+        if args.preview_admin:
+            admin = json_secret(
+                f"{name}-preview-admin",
+                f"{name}-preview-admin",
+                f"{args.name}/preview-admin",
+                "reference-service: the role preview stacks create their databases with",
+                {"preview_admin_password": password("preview-admin")},
             )
             self.preview_admin_arn = admin.arn
         self.arn = secret.arn

@@ -20,7 +20,6 @@ import re
 import secrets
 import shutil
 import subprocess
-import time
 from typing import Any
 
 from kit.cli import envs, kube, output
@@ -132,21 +131,27 @@ def run(args: argparse.Namespace) -> int:
     cluster.require_namespace(target.namespace)
     cluster.call(f"create pod {name}", cluster.core.create_namespaced_pod, target.namespace, manifest)
     try:
-        deadline = time.monotonic() + args.timeout
-        with output.progress(f"starting {name}") as bar:
-            while True:
-                pod = cluster.call(f"pod {name}", cluster.core.read_namespaced_pod, name, target.namespace)
-                phase = pod.get("status", {}).get("phase")
-                if phase == "Running":
-                    break
-                waiting = [
-                    c.get("state", {}).get("waiting", {}).get("reason")
-                    for c in pod.get("status", {}).get("containerStatuses", [])
-                ]
-                bar.update(f"{name}: {phase} {' '.join(w for w in waiting if w)}".rstrip())
-                if phase in ("Failed", "Succeeded") or time.monotonic() > deadline:
-                    raise KitError(f"debug pod {name} did not start: {phase} {waiting}", FAILED)
-                time.sleep(1.0)
+
+        def phase(pod: dict[str, Any]) -> Any:
+            return pod.get("status", {}).get("phase")
+
+        def waiting(pod: dict[str, Any]) -> list[Any]:
+            return [
+                c.get("state", {}).get("waiting", {}).get("reason")
+                for c in pod.get("status", {}).get("containerStatuses", [])
+            ]
+
+        kube.wait_for(
+            f"starting {name}",
+            lambda: cluster.call(f"pod {name}", cluster.core.read_namespaced_pod, name, target.namespace),
+            done=lambda pod: phase(pod) == "Running",
+            describe=lambda pod: f"{name}: {phase(pod)} {' '.join(w for w in waiting(pod) if w)}".rstrip(),
+            timeout=args.timeout,
+            error=lambda pod: KitError(
+                f"debug pod {name} did not start: {phase(pod)} {waiting(pod)}", FAILED
+            ),
+            stuck=lambda pod: phase(pod) in ("Failed", "Succeeded"),
+        )
         session = subprocess.run(  # noqa: S603 - kubectl with our own arguments
             [*kubectl, "-n", target.namespace, "exec", "-it", name, "--", "sh", "-c", PSQL], check=False
         )

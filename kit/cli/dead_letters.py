@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import secrets
-import time
 import uuid
 from typing import Any
 
@@ -208,17 +207,17 @@ def run_in_cluster(action: str, args: argparse.Namespace) -> dict[str, Any]:
     manifest = job_manifest(worker, name, _job_argv(action, args), args.timeout)
     cluster.call(f"create job {name}", cluster.batch.create_namespaced_job, target.namespace, manifest)
     try:
-        deadline = time.monotonic() + args.timeout
-        with output.progress(f"job {name} in {target.namespace}") as bar:
-            while True:
-                job = cluster.call(f"job {name}", cluster.batch.read_namespaced_job, name, target.namespace)
-                status = job.get("status", {})
-                if status.get("succeeded") or status.get("failed"):
-                    break
-                bar.update(f"job {name}: {status.get('active', 0)} active")
-                if time.monotonic() > deadline:
-                    raise KitError(f"job {name} not finished after {args.timeout:.0f}s", FAILED)
-                time.sleep(1.0)
+        job = kube.wait_for(
+            f"job {name} in {target.namespace}",
+            lambda: cluster.call(f"job {name}", cluster.batch.read_namespaced_job, name, target.namespace),
+            done=lambda job: bool(
+                job.get("status", {}).get("succeeded") or job.get("status", {}).get("failed")
+            ),
+            describe=lambda job: f"job {name}: {job.get('status', {}).get('active', 0)} active",
+            timeout=args.timeout,
+            error=lambda _job: KitError(f"job {name} not finished after {args.timeout:.0f}s", FAILED),
+        )
+        status = job.get("status", {})
         pods = cluster.call(
             "job pods", cluster.core.list_namespaced_pod, target.namespace, label_selector=f"job-name={name}"
         ).get("items", [])

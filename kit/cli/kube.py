@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +115,32 @@ class Cluster:
                     NOT_FOUND,
                 ) from None
             raise
+
+
+def wait_for(
+    what: str,
+    read: Callable[[], Any],
+    *,
+    done: Callable[[Any], bool],
+    describe: Callable[[Any], str],
+    timeout: float,
+    error: Callable[[Any], KitError],
+    stuck: Callable[[Any], bool] = lambda _: False,
+) -> Any:
+    """Read an object every second until ``done``, showing ``describe`` of it as progress; raise
+    ``error`` of the last read once it is ``stuck`` (will never be done) or ``timeout`` has passed."""
+    from kit.cli import output
+
+    deadline = time.monotonic() + timeout
+    with output.progress(what) as bar:
+        while True:
+            current = read()
+            if done(current):
+                return current
+            bar.update(describe(current))
+            if stuck(current) or time.monotonic() > deadline:
+                raise error(current)
+            time.sleep(1.0)
 
 
 def _json(response: Any) -> Any:

@@ -29,20 +29,26 @@ DEV = ENVS.get("dev").namespace
 PREVIEW = ENVS.get("preview").for_pull_request(123).namespace
 
 
-def route(labels: dict[str, str]) -> str:
-    result = subprocess.run(
+def routes_test(labels: dict[str, str], *options: str) -> subprocess.CompletedProcess[str]:
+    """`amtool config routes test` of the committed config for an alert with ``labels``."""
+    return subprocess.run(
         [
             "amtool",
             "config",
             "routes",
             "test",
             f"--config.file={CONFIG}",
+            *options,
             *(f"{k}={v}" for k, v in labels.items()),
         ],
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def route(labels: dict[str, str]) -> str:
+    result = routes_test(labels)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -194,22 +200,9 @@ def test_only_production_criticals_page(environment: str, labels: dict[str, str]
 
 
 def test_route_test_detects_a_wrong_receiver() -> None:
-    result = subprocess.run(
-        [
-            "amtool",
-            "config",
-            "routes",
-            "test",
-            f"--config.file={CONFIG}",
-            "--verify.receivers=pager",
-            f"service={SERVICE}",
-            "severity=warning",
-            "environment=prod",
-            f"namespace={PROD}",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    result = routes_test(
+        {"service": SERVICE, "severity": "warning", "environment": "prod", "namespace": PROD},
+        "--verify.receivers=pager",
     )
     assert result.returncode != 0
 

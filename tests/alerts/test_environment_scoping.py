@@ -47,6 +47,20 @@ def _no_replicas(namespace: str) -> list[dict[str, str]]:
     ]
 
 
+def _three_percent_errors(namespace: str) -> list[dict[str, str]]:
+    """API requests in ``namespace``: 970 a minute answered 200, 30 answered 500, for 90 minutes."""
+    return [
+        {
+            "series": (
+                f'http_requests_total{{job="reference-service", namespace="{namespace}", method="GET", '
+                f'route="/api/v1/projects", status="{status}"}}'
+            ),
+            "values": f"0+{rate}x90",
+        }
+        for status, rate in (("200", 970), ("500", 30))
+    ]
+
+
 def _firing(alertname: str, labels: dict[str, str]) -> dict[str, Any]:
     return {"alertname": alertname, "exp_labels": labels}
 
@@ -55,16 +69,7 @@ def test_dev_rules_see_dev_only_and_use_dev_objectives(tmp_path: Path) -> None:
     name = f"{SPEC.service.alert_prefix}ApiNoAvailableReplicas"
     # 3 % of dev's requests fail: prod's rules would page (14.4 x 0.1 % = 1.44 %), dev's 99 %
     # objective puts the page at 14.4 x 1 % = 14.4 %.
-    requests = [
-        {
-            "series": (
-                f'http_requests_total{{job="reference-service", namespace="{DEV}", method="GET", '
-                f'route="/api/v1/projects", status="{status}"}}'
-            ),
-            "values": f"0+{rate}x90",
-        }
-        for status, rate in (("200", 970), ("500", 30))
-    ]
+    requests = _three_percent_errors(DEV)
     dev_outage = {
         "exp_labels": {
             "severity": "critical",
@@ -110,16 +115,7 @@ def test_dev_rules_see_dev_only_and_use_dev_objectives(tmp_path: Path) -> None:
 
 def test_the_same_errors_page_with_prod_rules(tmp_path: Path) -> None:
     """The dev test above is not vacuous: prod's rules on prod's namespace page at 3 %."""
-    series = [
-        {
-            "series": (
-                f'http_requests_total{{job="reference-service", namespace="{PROD}", method="GET", '
-                f'route="/api/v1/projects", status="{status}"}}'
-            ),
-            "values": f"0+{rate}x90",
-        }
-        for status, rate in (("200", 970), ("500", 30))
-    ]
+    series = _three_percent_errors(PROD)
     tests = [
         {
             "name": "3 % errors in prod",

@@ -15,7 +15,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.http import DATABASE_FAILURE_RESPONSES
+from app.core.settings import Settings
+from app.migrate import upgrade
 from app.outbox.tables import outbox_events
 from app.projects.infrastructure.tables import projects
 from kit import slo
-from testsupport.load import Balancer, LoadResult, Outcome, SteadyLoad
+from testsupport.load import Balancer, LoadResult, Outcome, SteadyLoad, api_users
 from testsupport.processes import ApiProcess, WorkerProcess, new_api, new_worker, running
 from testsupport.webhook_receiver import Receiver
 
@@ -121,6 +123,16 @@ def chaos_stack(
             yield Stack(api_procs, worker_proc, receiver, database_url, log_dir)
     finally:
         receiver.stop()
+
+
+@contextlib.asynccontextmanager
+async def migrated_stack(database_url: str, log_dir: Path, users: int) -> AsyncIterator[Stack]:
+    """A scenario's own stack: `database_url` migrated, one API and a worker on it (see
+    ``chaos_stack``), and ``users`` API users whose tokens are in ``stack.tokens``."""
+    await asyncio.to_thread(upgrade, Settings(database_url=database_url))
+    with chaos_stack(database_url, log_dir) as stack:
+        stack.tokens = await api_users(stack.api.base_url, users)
+        yield stack
 
 
 # --- load --------------------------------------------------------------------------------------

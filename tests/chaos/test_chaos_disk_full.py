@@ -13,20 +13,18 @@ import pytest
 
 from app.core.database_errors import DatabaseFailure
 from app.core.http import DATABASE_FAILURE_RESPONSES
-from app.core.settings import Settings
-from app.migrate import upgrade
 from tests.chaos.harness import (
     Figures,
     Profile,
-    chaos_stack,
     leaky_5xx,
+    migrated_stack,
     report,
     settle_events,
     start_load,
     stored_project_ids,
 )
 from testsupport.faults import tiny_filesystem
-from testsupport.load import Balancer, api_users
+from testsupport.load import Balancer
 
 pytestmark = pytest.mark.slow
 
@@ -52,10 +50,8 @@ async def test_disk_full_gives_a_clear_error_and_corrupts_nothing(profile: Profi
     with tiny_filesystem(VOLUME_BYTES) as volume:
         database = volume.path / "service.db"
         url = f"sqlite+aiosqlite:///{database}"
-        await asyncio.to_thread(upgrade, Settings(database_url=url))
-        with chaos_stack(url, tmp_path) as stack:
-            tokens = await api_users(stack.api.base_url, profile.users)
-            load = start_load(Balancer([stack.api.base_url]), tokens, profile)
+        async with migrated_stack(url, tmp_path, profile.users) as stack:
+            load = start_load(Balancer([stack.api.base_url]), stack.tokens, profile)
             await asyncio.sleep(profile.before_seconds)
 
             full_at = time.monotonic()

@@ -9,19 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from app.core.settings import Settings
-from app.migrate import upgrade
 from tests.chaos.harness import (
     Figures,
     Profile,
-    chaos_stack,
     leaky_5xx,
+    migrated_stack,
     report,
     settle_events,
     start_load,
     stored_project_ids,
 )
-from testsupport.load import Balancer, api_users
+from testsupport.load import Balancer
 from testsupport.servers import postgres_server
 
 pytestmark = pytest.mark.slow
@@ -34,11 +32,9 @@ async def test_postgres_killed_and_restarted_loses_no_acknowledged_write(
     with postgres_server(durable_commits=True) as postgres:
         postgres.psql('CREATE DATABASE "app"')
         url = postgres.url("app")
-        await asyncio.to_thread(upgrade, Settings(database_url=url))
-        with chaos_stack(url, tmp_path) as stack:
-            tokens = await api_users(stack.api.base_url, profile.users)
+        async with migrated_stack(url, tmp_path, profile.users) as stack:
             balancer = Balancer([stack.api.base_url])
-            load = start_load(balancer, tokens, profile)
+            load = start_load(balancer, stack.tokens, profile)
 
             await asyncio.sleep(profile.before_seconds)
             killed_at = time.monotonic()

@@ -25,6 +25,25 @@ class RunningService:
     database: str
     smoke_email: str
 
+    def smoke_argv(self, *extra: str) -> list[str]:
+        """`kit smoke` against this service as its smoke account, then ``extra``."""
+        return ["smoke", "--url", self.base_url, "--email", self.smoke_email, *extra]
+
+    def pushed_journey_argv(self, gateway: str, namespace: str, environment: str) -> list[str]:
+        """A journey that should pass (the account's password), with a JSON report, pushed to
+        ``gateway`` as ``namespace`` in ``environment``."""
+        return self.smoke_argv(
+            "--password",
+            SMOKE_PASSWORD,
+            "--json",
+            "--pushgateway",
+            gateway,
+            "--namespace",
+            namespace,
+            "--environment",
+            environment,
+        )
+
 
 @dataclass(frozen=True)
 class Result:

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import sys
 from pathlib import Path
+
+from kit.paths import K8S, ROOT
 
 SCRIPT = """#!{python}
 import json, os, sys, time
@@ -110,3 +113,13 @@ class PulumiStandIn:
 
     def path_env(self) -> str:
         return f"{self.folder}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def copy_pulumi_project(tmp_path: Path) -> Path:
+    """A copy of the Pulumi project under ``tmp_path``: Pulumi.yaml and k8s/ (the overlay `up`
+    renders and restores), so a run cannot touch the repository's own files."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    shutil.copy(ROOT / "Pulumi.yaml", folder / "Pulumi.yaml")
+    shutil.copytree(K8S, folder / "k8s")
+    return folder

@@ -6,12 +6,11 @@ import contextlib
 import shutil
 import subprocess
 import tempfile
-import threading
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from testsupport.prometheus import serve_exposition
 from testsupport.servers import free_port, wait_until
 
 
@@ -69,23 +68,5 @@ def alertmanager() -> Iterator[str]:
 @contextlib.contextmanager
 def exposition(text: str) -> Iterator[str]:
     """A static /metrics page on loopback (crafted series); yields host:port."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            payload = text.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_exposition(lambda _path: text) as address:
+        yield address

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from kit.cli import errors
-from kit.paths import K8S, ROOT
 from tests.cli.conftest import Result
-from tests.cli.pulumi_standin import PulumiStandIn
+from tests.cli.pulumi_standin import PulumiStandIn, copy_pulumi_project
 
 NOW = int(time.time())
 IMAGE = "ghcr.io/example/reference-service@sha256:" + "a" * 64
@@ -22,12 +20,7 @@ IMAGE = "ghcr.io/example/reference-service@sha256:" + "a" * 64
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A copy of the Pulumi project: Pulumi.yaml and k8s/ (the overlay `up` renders and restores)."""
-    folder = tmp_path / "project"
-    folder.mkdir()
-    shutil.copy(ROOT / "Pulumi.yaml", folder / "Pulumi.yaml")
-    shutil.copytree(K8S, folder / "k8s")
-    return folder
+    return copy_pulumi_project(tmp_path)
 
 
 @pytest.fixture

@@ -34,25 +34,13 @@ def _pushed(gateway: str, namespace: str) -> dict[str, float]:
 
 
 def _smoke(kit: Callable[..., Result], service: RunningService, *extra: str) -> Result:
-    return kit("smoke", "--url", service.base_url, "--email", service.smoke_email, *extra)
+    return kit(*service.smoke_argv(*extra))
 
 
 def test_journey_passes_and_pushes_the_contract_metrics(
     kit: Callable[..., Result], running_service: RunningService, gateway: str, postgres: PostgresServer
 ) -> None:
-    result = _smoke(
-        kit,
-        running_service,
-        "--password",
-        SMOKE_PASSWORD,
-        "--json",
-        "--pushgateway",
-        gateway,
-        "--namespace",
-        "kit-smoke-ok",
-        "--environment",
-        "staging",
-    )
+    result = kit(*running_service.pushed_journey_argv(gateway, "kit-smoke-ok", "staging"))
     assert result.code == 0, result.out + result.err
     report = json.loads(result.out)
     assert report["ok"] is True

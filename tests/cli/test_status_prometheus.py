@@ -17,7 +17,7 @@ import yaml
 
 from kit import slo
 from kit.paths import ALERTS
-from tests.cli.conftest import SMOKE_PASSWORD, Result, RunningService, StandIn
+from tests.cli.conftest import Result, RunningService, StandIn
 from tests.cli.servers import alertmanager, exposition, pushgateway
 from testsupport.servers import prometheus_server, wait_until
 
@@ -74,24 +74,7 @@ def monitoring(running_service: RunningService) -> Iterator[Monitoring]:
 
     with pushgateway() as gateway, alertmanager() as am, exposition(crafted_series()) as crafted:
         for namespace, env in ((STAGING, "staging"), (PROD, "prod")):
-            code = main(
-                [
-                    "smoke",
-                    "--url",
-                    running_service.base_url,
-                    "--email",
-                    running_service.smoke_email,
-                    "--password",
-                    SMOKE_PASSWORD,
-                    "--json",
-                    "--pushgateway",
-                    gateway,
-                    "--namespace",
-                    namespace,
-                    "--environment",
-                    env,
-                ]
-            )
+            code = main(running_service.pushed_journey_argv(gateway, namespace, env))
             assert code == 0
         config = {
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},

@@ -8,26 +8,13 @@ import uuid
 import pytest
 
 from infra import database_roles
-from testsupport.servers import PostgresServer, pg_tool
+from testsupport.servers import PostgresServer
 
 
 def psql(
     server: PostgresServer, database: str, user: str, sql: str | None = None, **variables: str
 ) -> subprocess.CompletedProcess[str]:
-    command = [
-        pg_tool("psql"),
-        "-h",
-        server.host,
-        "-p",
-        str(server.port),
-        "-U",
-        user,
-        "-d",
-        database,
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-qAt",
-    ]
+    command = [*server.psql_argv(database, user), "-v", "ON_ERROR_STOP=1", "-qAt"]
     for name, value in variables.items():
         command += ["-v", f"{name}={value}"]
     return subprocess.run(command, input=sql, capture_output=True, text=True, check=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -12,22 +11,14 @@ import yaml
 from kit import environments
 from kit.environments import EnvironmentsError
 from kit.paths import CONFIG
+from testsupport.documents import with_changes
 
 RAW: dict[str, Any] = yaml.safe_load((CONFIG / "environments.yaml").read_text())
 
 
 def changed(path: str, value: Any) -> dict[str, Any]:
     """The committed file with one key set (value ... deletes it)."""
-    raw = copy.deepcopy(RAW)
-    *parents, last = path.split(".")
-    node = raw
-    for key in parents:
-        node = node[key]
-    if value is ...:
-        del node[last]
-    else:
-        node[last] = value
-    return raw
+    return with_changes(RAW, {path: value})
 
 
 def problems(raw: dict[str, Any]) -> list[str]:

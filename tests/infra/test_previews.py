@@ -5,7 +5,6 @@ stand-in `pulumi` of tests/cli that records its arguments. kit's front end: test
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,19 +13,15 @@ import pytest
 import yaml
 
 from infra import previews
-from kit.paths import K8S, ROOT
-from tests.cli.pulumi_standin import PulumiStandIn
+from kit.paths import ROOT
+from tests.cli.pulumi_standin import PulumiStandIn, copy_pulumi_project
 
 IMAGE = "ghcr.io/example/reference-service@sha256:" + "c" * 64
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    folder = tmp_path / "project"
-    folder.mkdir()
-    shutil.copy(ROOT / "Pulumi.yaml", folder / "Pulumi.yaml")
-    shutil.copytree(K8S, folder / "k8s")
-    return folder
+    return copy_pulumi_project(tmp_path)
 
 
 def standin(
@@ -35,6 +30,11 @@ def standin(
     fake = PulumiStandIn(tmp_path / "bin", {"pr": {"config": {}}, "dev": {"config": {}}, **stacks})
     monkeypatch.setenv("PATH", fake.path_env())
     return fake
+
+
+def make(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """`make` in the repository with ``args``, output captured."""
+    return subprocess.run(["make", *args], cwd=ROOT, capture_output=True, text=True, check=check)
 
 
 def test_importing_the_driver_loads_no_pulumi_sdk() -> None:
@@ -130,13 +130,7 @@ def test_sweep_dry_run_destroys_nothing(
 
 def test_make_preview_destroy_runs_kit_preview_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = standin(tmp_path, monkeypatch, {"pr-8": {"config": {}, "outputs": {}}})
-    result = subprocess.run(
-        ["make", "--no-print-directory", "preview-destroy", "PR=8"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = make("--no-print-directory", "preview-destroy", "PR=8")
     assert result.returncode == 0, result.stderr
     assert "preview pr-8: destroyed and removed" in result.stdout
     assert [c[:-3] for c in fake.calls if c[0] == "destroy" or c[:2] == ["stack", "rm"]] == [
@@ -147,22 +141,10 @@ def test_make_preview_destroy_runs_kit_preview_down(tmp_path: Path, monkeypatch:
 
 
 def test_make_preview_needs_pr_and_image_and_calls_kit() -> None:
-    result = subprocess.run(
-        ["make", "--no-print-directory", "preview", "PR=8"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = make("--no-print-directory", "preview", "PR=8")
     assert result.returncode != 0
     assert "usage: make preview PR=<n> IMAGE=<ref>" in result.stdout + result.stderr
-    dry = subprocess.run(
-        ["make", "-n", "preview", "preview-sweep", "PR=8", f"IMAGE={IMAGE}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    dry = make("-n", "preview", "preview-sweep", "PR=8", f"IMAGE={IMAGE}", check=True)
     assert f".venv/bin/kit preview up --pr 8 --image {IMAGE}" in dry.stdout
     assert ".venv/bin/kit preview sweep" in dry.stdout
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from kit import environments, slo
 from loadtests import shapes
 from loadtests.targets import TARGETS_FILE, TargetsError, load, parse, parse_document
 from tests.loadtests.helpers import targets_document
+from testsupport.documents import with_changes
 
 
 @pytest.mark.parametrize("environment", sorted(environments.load().environments))
@@ -55,17 +55,7 @@ def test_route_without_method_matches_any_method() -> None:
 
 def _with(change: dict[str, Any]) -> dict[str, Any]:
     """The test document with dotted keys set (a value of ``...`` deletes the key)."""
-    data = copy.deepcopy(targets_document())
-    for dotted, value in change.items():
-        *parents, last = dotted.split(".")
-        node = data
-        for key in parents:
-            node = node[key]
-        if value is ...:
-            del node[last]
-        else:
-            node[last] = value
-    return data
+    return with_changes(targets_document(), change)
 
 
 @pytest.mark.parametrize(

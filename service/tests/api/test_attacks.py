@@ -18,6 +18,8 @@ from app.main import create_app
 from service.tests.builders import DEFAULT_PASSWORD, unique_email
 from service.tests.conftest import MakeUser, make_settings
 
+# Without a valid token (none, a garbage one, one logged out) every action is 401.
+ALL_401 = dict.fromkeys(("me", "list", "get", "patch", "delete", "create", "role"), 401)
 # caller -> expected status per action, on a project owned by "owner" and a user "target".
 MATRIX: dict[str, dict[str, int]] = {
     "admin": {"me": 200, "list": 200, "get": 200, "patch": 200, "delete": 204, "create": 201, "role": 200},
@@ -25,25 +27,9 @@ MATRIX: dict[str, dict[str, int]] = {
     "owner": {"me": 200, "list": 200, "get": 200, "patch": 200, "delete": 403, "create": 201, "role": 403},
     # IDOR: another member gets 404 for the owner's project, as if it did not exist.
     "other": {"me": 200, "list": 200, "get": 404, "patch": 404, "delete": 403, "create": 201, "role": 403},
-    "anonymous": {
-        "me": 401,
-        "list": 401,
-        "get": 401,
-        "patch": 401,
-        "delete": 401,
-        "create": 401,
-        "role": 401,
-    },
-    "garbage": {"me": 401, "list": 401, "get": 401, "patch": 401, "delete": 401, "create": 401, "role": 401},
-    "logged-out": {
-        "me": 401,
-        "list": 401,
-        "get": 401,
-        "patch": 401,
-        "delete": 401,
-        "create": 401,
-        "role": 401,
-    },
+    "anonymous": ALL_401,
+    "garbage": ALL_401,
+    "logged-out": ALL_401,
 }
 
 
