@@ -66,8 +66,11 @@ lint: venv ## ruff, mypy and the layer contracts
 	.venv/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yaml
 
 .PHONY: test
+# Two workers, one test module each at a time (module fixtures stay in one process); every
+# server the tests start listens on a free port, so the workers never share one.
+PYTEST_WORKERS ?= 2
 test: venv system-deps lint ## everything: lint, unit, integration, API, ops checks, short load gate
-	.venv/bin/pytest
+	.venv/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: chaos
 chaos: venv system-deps ## faults under load (PostgreSQL/Redis/worker/API killed, webhook down, disk full, slow clients), long form; `make test` runs a short one
