@@ -219,7 +219,7 @@ def service_metadata() -> MetaData:
     import app.identity.infrastructure.tables
     import app.outbox.tables
     import app.projects.infrastructure.tables  # noqa: F401 - registers the tables on the metadata
-    from app.core.database import metadata
+    from app.persistence.database import metadata
 
     return metadata
 

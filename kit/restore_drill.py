@@ -34,8 +34,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.core.settings import Settings
 from app.migrate import upgrade
+from app.settings import Settings
 from loadtests import accounts
 from loadtests.seed import SeedSize, seed
 from testsupport.app_process import service_process, smoke

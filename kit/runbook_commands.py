@@ -287,17 +287,15 @@ def service_metric_names() -> set[str]:
     """Every series name the API and the worker export, from their real registries."""
     from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-    from app.core.database import create_engine
-    from app.core.settings import Settings
     from app.main import create_app
-    from app.observability.metrics import metrics_for
+    from app.persistence.database import create_engine
+    from app.settings import Settings
     from app.worker import build_relay, build_sweeper
 
     settings = Settings(environment="test", jwt_secret="x" * 40, webhook_url="https://hooks.example.com/x")
     registry = CollectorRegistry()
     create_app(settings, registry=registry)
-    engine = create_engine(settings)  # never connects: only the pool collector's families are read
-    metrics_for(registry).db_pool.engine = engine
+    engine = create_engine(settings)  # never connects: the worker's collectors only need one
     build_relay(settings, engine, registry)
     build_sweeper(settings, engine, registry)
     ProcessCollector(registry=registry)
@@ -324,8 +322,8 @@ def _edge_routes(objects: list[Obj]) -> tuple[list[str], set[str]]:
 
 
 def _app_paths() -> list[re.Pattern[str]]:
-    from app.core.settings import Settings
     from app.main import create_app
+    from app.settings import Settings
 
     app = create_app(Settings(environment="test", jwt_secret="x" * 40))
     paths = [getattr(route, "path", "") for route in app.routes]

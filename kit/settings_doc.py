@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import sys
 
-from app.core.settings import Settings
+from app.settings import Settings
 from kit.paths import ROOT, SERVICE
 
 SETTINGS_DOC = ROOT / "docs" / "service.md"

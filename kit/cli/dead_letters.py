@@ -50,12 +50,12 @@ def _event_ids(values: list[str] | None) -> list[uuid.UUID] | None:
 async def _local(action: str, database_url: str, args: argparse.Namespace) -> dict[str, Any]:
     from sqlalchemy import func, select, update
 
-    from app.core.clock import utcnow
-    from app.core.database import create_engine
-    from app.core.settings import Settings
+    from app.kernel.clock import utcnow
     from app.outbox.queue import OutboxQueue
     from app.outbox.tables import OutboxStatus
     from app.outbox.tables import outbox_events as t
+    from app.persistence.database import create_engine
+    from app.settings import Settings
 
     # The engine only (pool and SQLite settings at their defaults): these commands need none of
     # the secrets a production-like ENVIRONMENT requires, and the worker's pod does not have them all.

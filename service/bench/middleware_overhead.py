@@ -44,11 +44,11 @@ def serve(edge: bool, port: int) -> None:
     """Run one copy of the app the way `python -m app.main` does, with or without the edge."""
     from starlette.middleware import Middleware
 
-    from app.core.settings import get_settings
+    from app.edge.middleware import RequestEdgeMiddleware
     from app.edge.security import EdgeSecurity
     from app.main import create_app
     from app.observability.logging import configure_logging
-    from app.observability.middleware import RequestEdgeMiddleware
+    from app.settings import get_settings
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -124,8 +124,8 @@ def wrk(url: str, seconds: float, connections: int) -> float:
 
 
 def measure(seconds: float, rounds: int, connections: int) -> dict[str, tuple[float, float]]:
-    from app.core.settings import Settings
     from app.migrate import upgrade
+    from app.settings import Settings
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-middleware-"))
     database_url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"

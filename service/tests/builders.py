@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from app.core.clock import utcnow
-from app.core.principal import Principal, Role
 from app.identity.domain.models import User
+from app.kernel.clock import utcnow
+from app.kernel.principal import Principal, Role
 from app.projects.domain.models import Project, ProjectStatus, ProjectType
+from app.settings import Settings
 
 _sequence = itertools.count(1)
 DEFAULT_PASSWORD = "correct horse battery staple"
@@ -44,12 +46,13 @@ def a_project(
     status: ProjectStatus = ProjectStatus.PENDING,
     created_at: datetime | None = None,
     name: str | None = None,
+    description: str | None = None,
 ) -> Project:
     created = created_at or utcnow()
     return Project(
         id=uuid.uuid4(),
         name=name or f"Project {next(_sequence)}",
-        description=None,
+        description=description,
         type=ProjectType.INTERNAL,
         status=status,
         owner_id=owner_id or uuid.uuid4(),
@@ -81,3 +84,23 @@ class ApiUser:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+
+TEST_SECRET = "test-secret-" + "x" * 40
+BACKENDS = ["sqlite", "postgres"]
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "environment": "test",
+        "database_url": database_url,
+        "jwt_secret": TEST_SECRET,
+        "cookie_secure": False,
+        "log_json": True,
+        "rate_limit_enabled": False,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+MakeUser = Callable[..., Awaitable["ApiUser"]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -14,30 +14,14 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy import update
 
-from app.core.database import create_engine
-from app.core.principal import Role
-from app.core.settings import Settings
 from app.identity.infrastructure.tables import users
+from app.kernel.principal import Role
 from app.main import create_app
 from app.migrate import upgrade
-from service.tests.builders import DEFAULT_PASSWORD, ApiUser, unique_email
+from app.persistence.database import create_engine
+from app.settings import Settings
+from service.tests.builders import BACKENDS, DEFAULT_PASSWORD, ApiUser, MakeUser, make_settings, unique_email
 from testsupport.servers import PostgresServer
-
-TEST_SECRET = "test-secret-" + "x" * 40
-BACKENDS = ["sqlite", "postgres"]
-
-
-def make_settings(database_url: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "environment": "test",
-        "database_url": database_url,
-        "jwt_secret": TEST_SECRET,
-        "cookie_secure": False,
-        "log_json": True,
-        "rate_limit_enabled": False,
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
@@ -94,9 +78,6 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
-
-
-MakeUser = Callable[..., Awaitable[ApiUser]]
 
 
 @pytest.fixture

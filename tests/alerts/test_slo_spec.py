@@ -12,9 +12,9 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from app.core.settings import Settings
 from app.main import create_app
 from app.observability.metrics import LATENCY_BUCKETS
+from app.settings import Settings
 from kit import environments, slo
 from kit.paths import ROOT
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from app.core.settings import Settings
 from app.migrate import upgrade
+from app.settings import Settings
 from tests.chaos.harness import (
     SHARED_API_SETTINGS,
     Profile,

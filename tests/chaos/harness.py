@@ -23,11 +23,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.core.http import DATABASE_FAILURE_RESPONSES
-from app.core.settings import Settings
+from app.api.errors import DATABASE_FAILURE_RESPONSES
 from app.migrate import upgrade
 from app.outbox.tables import outbox_events
 from app.projects.infrastructure.tables import projects
+from app.settings import Settings
 from kit import slo
 from loadtests import sli
 from testsupport.load import Balancer, LoadResult, Outcome, SteadyLoad, api_users

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from app.core.database_errors import DatabaseFailure
-from app.core.http import DATABASE_FAILURE_RESPONSES
+from app.api.errors import DATABASE_FAILURE_RESPONSES
+from app.persistence.failures import DatabaseFailure
 from tests.chaos.harness import (
     Figures,
     Profile,

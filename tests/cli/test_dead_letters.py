@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select
 
-from app.core.database import create_engine
-from app.core.settings import Settings
 from app.migrate import upgrade
 from app.outbox.tables import outbox_events
+from app.persistence.database import create_engine
+from app.settings import Settings
 from kit import k8s_checks
 from kit.cli import errors
 from tests.cli.conftest import Result, StandIn

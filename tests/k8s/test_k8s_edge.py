@@ -201,7 +201,7 @@ def _seconds(duration: str) -> float:
 
 def test_the_gateway_closes_idle_upstream_connections_before_the_api_does(platform: list[Obj]) -> None:
     """Otherwise a request sent on a connection the API is closing is lost (seen by make chaos)."""
-    from app.core.settings import Settings
+    from app.settings import Settings
 
     policy = find(platform, "BackendTrafficPolicy", f"{EDGE.gateway_name}-upstream")
     assert policy is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.settings import Settings
+from app.settings import Settings
 from kit.k8s_checks import Obj, of_kind
 from tests.k8s.support import CONFIG, OVERLAYS
 

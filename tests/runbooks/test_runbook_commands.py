@@ -174,8 +174,8 @@ def test_the_db_shell_pod_passes_restricted_pod_security_and_its_network_policy(
 
 
 def test_runbook_sql_runs_against_the_migrated_schema(postgres_database: str) -> None:
-    from app.core.settings import Settings
     from app.migrate import upgrade
+    from app.settings import Settings
 
     upgrade(Settings(environment="test", database_url=postgres_database))
     statements = [(p.name, s) for p in rc.runbook_files() for s in rc.sql_statements(p)]

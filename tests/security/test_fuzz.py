@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from app.migrate import upgrade
-from service.tests.conftest import make_settings
+from service.tests.builders import make_settings
 from service.tests.system.service_process import ServiceProcess, service_process
 from tests.security.fuzz import FuzzResult, current_profile, run_schemathesis, tokens_by_role
 from testsupport.servers import PostgresServer

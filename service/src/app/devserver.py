@@ -12,9 +12,9 @@ import secrets
 import sys
 
 from app.composition import build_container
-from app.core.settings import Settings, get_settings
 from app.main import run
 from app.migrate import upgrade
+from app.settings import Settings, get_settings
 
 DEFAULT_ADMIN_EMAIL = "admin@example.com"
 

@@ -32,7 +32,7 @@ from sqlalchemy import Column, DateTime, MetaData, String, Table, delete, func, 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from app.core.settings import Settings, get_settings
+from app.settings import Settings, get_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout

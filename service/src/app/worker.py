@@ -34,16 +34,16 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core.circuit_breaker import CircuitBreaker
-from app.core.database import create_engine
-from app.core.settings import Settings, get_settings
 from app.idempotency.sweep import IdempotencySweeper
+from app.kernel.circuit_breaker import CircuitBreaker
 from app.observability.logging import configure_logging
 from app.outbox.liveness import Heartbeat, start_server
 from app.outbox.metrics import WorkerMetrics
 from app.outbox.queue import OutboxQueue
 from app.outbox.relay import OutboxRelay, RelayConfig
 from app.outbox.webhook import WebhookSender
+from app.persistence.database import create_engine
+from app.settings import Settings, get_settings
 
 log = logging.getLogger("app.worker")
 BREAKER_NAME = "webhook"

@@ -13,10 +13,9 @@ import pytest
 from asgi_lifespan import LifespanManager
 from prometheus_client import CollectorRegistry
 
-from app.core.principal import Role
+from app.kernel.principal import Role
 from app.main import create_app
-from service.tests.builders import DEFAULT_PASSWORD, unique_email
-from service.tests.conftest import MakeUser, make_settings
+from service.tests.builders import DEFAULT_PASSWORD, MakeUser, make_settings, unique_email
 
 # Without a valid token (none, a garbage one, one logged out) every action is 401.
 ALL_401 = dict.fromkeys(("me", "list", "get", "patch", "delete", "create", "role"), 401)

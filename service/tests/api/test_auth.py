@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import httpx
 
-from app.core.principal import Role
-from service.tests.builders import DEFAULT_PASSWORD, unique_email
-from service.tests.conftest import MakeUser
+from app.kernel.principal import Role
+from service.tests.builders import DEFAULT_PASSWORD, MakeUser, unique_email
 
 ERROR_FIELDS = {"statusCode", "message", "error", "details", "timestamp", "path", "requestId"}
 

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.core.principal import Principal, Role
-from app.core.settings import Settings
-from service.tests.conftest import make_settings
+from app.kernel.principal import Principal, Role
+from app.settings import Settings
+from service.tests.builders import make_settings
 from testsupport.servers import free_port
 
 

@@ -13,9 +13,9 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.core.settings import Settings
 from app.main import create_app
-from service.tests.conftest import make_settings
+from app.settings import Settings
+from service.tests.builders import make_settings
 
 ERROR_FIELDS = {"statusCode", "message", "error", "details", "timestamp", "path", "requestId"}
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from app.core.settings import Settings
-from service.tests.conftest import make_settings
+from app.settings import Settings
+from service.tests.builders import make_settings
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from app.core.settings import Settings
 from app.edge.security import API_CSP, DOCS_CSP, HSTS
 from app.main import create_app
-from service.tests.conftest import make_settings
+from app.settings import Settings
+from service.tests.builders import make_settings
 
 ALLOWED_ORIGIN = "https://app.example.com"
 ERROR_FIELDS = {"statusCode", "message", "error", "details", "timestamp", "path", "requestId"}

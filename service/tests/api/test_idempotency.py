@@ -10,15 +10,14 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from app.core.clock import utcnow
-from app.core.database import create_engine
-from app.core.settings import Settings
 from app.idempotency.store import purge_expired_idempotency_keys
 from app.idempotency.tables import idempotency_keys
+from app.kernel.clock import utcnow
 from app.outbox.tables import outbox_events
+from app.persistence.database import create_engine
 from app.projects.infrastructure.tables import projects
-from service.tests.builders import ApiUser, project_payload
-from service.tests.conftest import MakeUser
+from app.settings import Settings
+from service.tests.builders import ApiUser, MakeUser, project_payload
 
 ERROR_FIELDS = {"statusCode", "message", "error", "details", "timestamp", "path", "requestId"}
 

@@ -13,9 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from app.core.settings import Settings
 from app.observability.metrics import DbPoolCollector
-from service.tests.conftest import make_settings
+from app.settings import Settings
+from service.tests.builders import make_settings
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 

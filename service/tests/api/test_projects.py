@@ -5,9 +5,8 @@ import asyncio
 import httpx
 import pytest
 
-from app.core.principal import Role
-from service.tests.builders import ApiUser, project_payload
-from service.tests.conftest import MakeUser
+from app.kernel.principal import Role
+from service.tests.builders import ApiUser, MakeUser, project_payload
 
 
 async def create(client: httpx.AsyncClient, user: ApiUser, **fields: object) -> dict[str, object]:

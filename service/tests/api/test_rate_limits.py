@@ -17,10 +17,9 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from app.core.settings import Settings
 from app.main import create_app
-from service.tests.builders import DEFAULT_PASSWORD, unique_email
-from service.tests.conftest import MakeUser, make_settings
+from app.settings import Settings
+from service.tests.builders import DEFAULT_PASSWORD, MakeUser, make_settings, unique_email
 from testsupport.servers import RedisServer, redis_server
 
 ERROR_FIELDS = {"statusCode", "message", "error", "details", "timestamp", "path", "requestId"}
@@ -218,7 +217,7 @@ async def test_redis_down_fails_open_to_local_limits_and_recovers(
     async with started(settings) as application, client_for(application, "10.0.2.1") as http:
         assert (await timed(http, 3))[0] == [204] * 3  # through Redis
         own_redis.stop()
-        with caplog.at_level(logging.WARNING, logger="app.edge.ratelimit"):
+        with caplog.at_level(logging.WARNING, logger="app.ratelimit.limiter"):
             statuses, seconds = await timed(http, 50)
         # Never refused because Redis is gone, and never stalled by it.
         assert statuses == [204] * 50

@@ -17,14 +17,13 @@ from asgi_lifespan import LifespanManager
 from prometheus_client import CollectorRegistry
 from sqlalchemy import delete, func, select, update
 
-from app.core.database import create_engine
-from app.core.principal import Role
-from app.core.settings import Settings
 from app.identity.infrastructure.tables import users
+from app.kernel.principal import Role
 from app.main import create_app
+from app.persistence.database import create_engine
 from app.projects.infrastructure.tables import projects
-from service.tests.builders import DEFAULT_PASSWORD, unique_email
-from service.tests.conftest import MakeUser, make_settings
+from app.settings import Settings
+from service.tests.builders import DEFAULT_PASSWORD, MakeUser, make_settings, unique_email
 
 ME = "/api/v1/users/me"
 

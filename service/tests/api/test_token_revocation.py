@@ -21,13 +21,12 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy import update
 
-from app.core.database import create_engine
-from app.core.principal import Role
-from app.core.settings import Settings
 from app.identity.infrastructure.tables import users
+from app.kernel.principal import Role
 from app.main import create_app
-from service.tests.builders import DEFAULT_PASSWORD, unique_email
-from service.tests.conftest import make_settings
+from app.persistence.database import create_engine
+from app.settings import Settings
+from service.tests.builders import DEFAULT_PASSWORD, make_settings, unique_email
 from testsupport.servers import RedisServer, redis_server
 
 ME = "/api/v1/users/me"

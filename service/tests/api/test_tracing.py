@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from app.main import create_app
 from app.observability.logging import JsonFormatter
-from service.tests.conftest import make_settings
+from service.tests.builders import make_settings
 
 
 class Collector(ThreadingHTTPServer):
@@ -113,7 +113,7 @@ def test_tracing_is_off_by_default_and_loads_nothing(sqlite_url: str) -> None:
     script = (
         "import sys\n"
         "from app.main import create_app\n"
-        "from service.tests.conftest import make_settings\n"
+        "from service.tests.builders import make_settings\n"
         f"app = create_app(make_settings({sqlite_url!r}))\n"
         f"print([m for m in {TRACING_MODULES!r} if m in sys.modules])\n"
         "print(getattr(app, '_is_instrumented_by_opentelemetry', False))\n"

@@ -9,9 +9,9 @@ import uuid
 import asyncpg
 import pytest
 
-from app.core.settings import get_settings
 from app.migrate import main, upgrade
-from service.tests.conftest import make_settings
+from app.settings import get_settings
+from service.tests.builders import make_settings
 from testsupport.database_roles import RoleUrls, bootstrap_roles, create_database_with_roles
 from testsupport.servers import PostgresServer
 

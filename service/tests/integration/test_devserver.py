@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from app.devserver import ensure_admin
-from service.tests.conftest import make_settings
+from service.tests.builders import make_settings
 from testsupport.servers import free_port, wait_until
 
 

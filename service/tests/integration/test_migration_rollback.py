@@ -20,10 +20,9 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy.exc import DBAPIError
 
-from app.core.settings import get_settings
 from app.migrate import MigrationError, alembic_config, downgrade, main, upgrade
-from service.tests.builders import DEFAULT_PASSWORD, unique_email
-from service.tests.conftest import make_settings
+from app.settings import get_settings
+from service.tests.builders import DEFAULT_PASSWORD, make_settings, unique_email
 from service.tests.system.service_process import service_process
 from testsupport.app_process import smoke
 from testsupport.database_roles import RoleUrls, create_database_with_roles

@@ -17,9 +17,9 @@ import app.idempotency.tables
 import app.identity.infrastructure.tables
 import app.outbox.tables
 import app.projects.infrastructure.tables  # noqa: F401 - tables on the metadata
-from app.core.database import metadata
 from app.migrate import BOOKKEEPING_TABLES, alembic_config, downgrade, include_name, upgrade
-from service.tests.conftest import make_settings
+from app.persistence.database import metadata
+from service.tests.builders import make_settings
 from testsupport.servers import PostgresServer
 
 

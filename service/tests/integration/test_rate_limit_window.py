@@ -9,8 +9,8 @@ import pytest
 import redis as redis_sync
 from prometheus_client import CollectorRegistry
 
-from app.edge.ratelimit import RateLimiter, RateLimitExceededError, RateLimitMetrics, RouteClass
-from service.tests.conftest import make_settings
+from app.ratelimit.limiter import RateLimiter, RateLimitExceededError, RateLimitMetrics, RouteClass
+from service.tests.builders import make_settings
 from testsupport.servers import RedisServer, redis_server
 
 

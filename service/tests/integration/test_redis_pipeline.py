@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis as redis_sync
 
-from app.core.redis_pipeline import PipelinedRedis, RedisReplyError, encode_command
+from app.persistence.redis import PipelinedRedis, RedisReplyError, encode_command
 from testsupport.servers import RedisServer, redis_server, wait_until
 
 

@@ -9,17 +9,16 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core.database import create_engine
-from app.core.errors import AuthenticationError
-from app.core.pagination import PageRequest
-from app.core.principal import Role
 from app.identity.domain.errors import EmailAlreadyRegisteredError
 from app.identity.infrastructure.unit_of_work import SqlIdentityUnitOfWork
+from app.kernel.errors import AuthenticationError
+from app.kernel.pagination import PageRequest
+from app.kernel.principal import Role
 from app.outbox.tables import outbox_events
+from app.persistence.database import create_engine
 from app.projects.domain.models import Project, ProjectStatus, ProjectType
 from app.projects.infrastructure.unit_of_work import SqlProjectsUnitOfWork
-from service.tests.builders import a_project, a_user, projects_over_time
-from service.tests.conftest import make_settings
+from service.tests.builders import a_project, a_user, make_settings, projects_over_time
 
 
 @pytest.fixture

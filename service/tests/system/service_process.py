@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from service.tests.conftest import TEST_SECRET
+from service.tests.builders import TEST_SECRET
 from testsupport.app_process import ServiceProcess
 from testsupport.app_process import service_process as _service_process
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from app.core.settings import Settings
+from app.settings import Settings
 from service.tests.system.service_process import service_process
 
 REQUEST = b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"

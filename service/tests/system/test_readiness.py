@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from app.migrate import upgrade
-from service.tests.conftest import make_settings
+from service.tests.builders import make_settings
 from service.tests.system.service_process import ServiceProcess, service_process
 from testsupport.servers import PostgresServer, postgres_server, redis_server
 

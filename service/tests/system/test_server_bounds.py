@@ -22,7 +22,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]
     log_dir = tmp_path_factory.mktemp("bounds")
     database = f"sqlite+aiosqlite:///{log_dir / 'bounds.db'}"
     from app.migrate import upgrade
-    from service.tests.conftest import make_settings
+    from service.tests.builders import make_settings
 
     upgrade(make_settings(database))
     with service_process(

@@ -8,11 +8,11 @@ import uuid
 from types import TracebackType
 from typing import Self
 
-from app.core.events import DomainEvent
-from app.core.pagination import Cursor, Page, PageRequest
-from app.core.principal import Principal, Role
 from app.identity.application.ports import IssuedToken, VerifiedToken
 from app.identity.domain.models import User
+from app.kernel.events import DomainEvent
+from app.kernel.pagination import Cursor, Page, PageRequest
+from app.kernel.principal import Principal, Role
 from app.projects.domain.models import Project, ProjectStatus
 
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from app.core.database_errors import DatabaseFailure, database_failure
+from app.persistence.failures import DatabaseFailure, database_failure
 
 
 def _sqlite_error(tmp_path: Path, statement: str, *, read_only: bool) -> sqlite3.Error:

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.core.idempotency import (
+from app.idempotency.port import (
     IdempotencyKeyReusedError,
     IdempotencyRecord,
     IdempotentRequest,

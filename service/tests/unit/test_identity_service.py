@@ -4,8 +4,6 @@ import uuid
 
 import pytest
 
-from app.core.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
-from app.core.principal import Principal, Role
 from app.identity.application.services import ChangePassword, IdentityService, RegisterUser
 from app.identity.domain.errors import (
     CurrentPasswordMismatchError,
@@ -16,6 +14,8 @@ from app.identity.domain.errors import (
 )
 from app.identity.domain.models import User
 from app.identity.infrastructure.revocation import TokenDenylist
+from app.kernel.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
+from app.kernel.principal import Principal, Role
 from service.tests.builders import DEFAULT_PASSWORD, unique_email
 from service.tests.unit.fakes import FakeHasher, FakeTokens, FakeUnitOfWork
 

@@ -4,7 +4,7 @@ import json
 import logging
 from datetime import UTC, datetime
 
-from app.observability.context import accept_or_generate_request_id, set_request_id, set_user_id
+from app.kernel.request_context import accept_or_generate_request_id, set_request_id, set_user_id
 from app.observability.logging import JsonFormatter
 
 RECORD_CREATED = 1_764_000_000.123456

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.core.errors import InvalidInputError
-from app.core.pagination import Cursor
+from app.kernel.errors import InvalidInputError
+from app.kernel.pagination import Cursor
 
 
 def test_a_cursor_round_trips() -> None:

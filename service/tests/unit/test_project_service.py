@@ -4,9 +4,9 @@ import uuid
 
 import pytest
 
-from app.core.errors import InvalidInputError
-from app.core.pagination import PageRequest
-from app.core.principal import Role
+from app.kernel.errors import InvalidInputError
+from app.kernel.pagination import PageRequest
+from app.kernel.principal import Role
 from app.projects.application.services import CreateProject, ProjectService, UpdateProject
 from app.projects.domain.errors import ProjectDeletionDeniedError, ProjectNotFoundError
 from app.projects.domain.models import ProjectCreated, ProjectStatus, ProjectType

@@ -8,11 +8,10 @@ import time
 
 from prometheus_client import CollectorRegistry
 
-from app.core.database import create_engine, observe_checkout_wait
-from app.core.sql_unit_of_work import SqlUnitOfWork
 from app.observability.loop_lag import measure_event_loop_lag
 from app.observability.metrics import HttpMetrics
-from service.tests.conftest import make_settings
+from app.persistence.database import Database
+from service.tests.builders import make_settings
 
 
 async def test_a_blocked_loop_shows_as_lag() -> None:
@@ -32,11 +31,11 @@ async def test_a_blocked_loop_shows_as_lag() -> None:
 
 
 async def test_waiting_for_a_pooled_connection_is_observed(postgres_url: str) -> None:
-    engine = create_engine(make_settings(postgres_url, db_pool_size=1, db_max_overflow=0))
-    metrics = HttpMetrics(CollectorRegistry())
-    observe_checkout_wait(engine, metrics.db_pool_wait.observe)
+    database = Database(make_settings(postgres_url, db_pool_size=1, db_max_overflow=0))
+    metrics = HttpMetrics(CollectorRegistry(), database.engine)
+    database.observe_checkout_wait(metrics.db_pool_wait.observe)
     try:
-        holder = SqlUnitOfWork(engine, read_only=True)
+        holder = database.connect()
         await holder.__aenter__()
 
         async def release_later() -> None:
@@ -44,11 +43,11 @@ async def test_waiting_for_a_pooled_connection_is_observed(postgres_url: str) ->
             await holder.__aexit__(None, None, None)
 
         releasing = asyncio.create_task(release_later())
-        async with SqlUnitOfWork(engine, read_only=True):  # waits for the only connection
+        async with database.connect():  # waits for the only connection
             pass
         await releasing
     finally:
-        await engine.dispose()
+        await database.dispose()
     samples = {
         s.name: s for s in metrics.db_pool_wait.collect()[0].samples if s.name.endswith(("_count", "_sum"))
     }

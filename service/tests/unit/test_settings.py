@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from app.core.settings import Environment, Settings
+from app.settings import Environment, Settings
 
 STRONG = "k" * 40
 

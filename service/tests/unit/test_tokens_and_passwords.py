@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta, tzinfo
 import jwt
 import pytest
 
-from app.core.clock import utcnow
-from app.core.errors import AuthenticationError
-from app.core.principal import Principal, Role
 from app.identity.infrastructure.passwords import Argon2PasswordHasher, owasp_argon2id
 from app.identity.infrastructure.tokens import JwtTokenService
+from app.kernel.clock import utcnow
+from app.kernel.errors import AuthenticationError
+from app.kernel.principal import Principal, Role
 
 SECRET = "s" * 64
 

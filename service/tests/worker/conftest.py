@@ -12,13 +12,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import insert, select
 
-from app.core.database import create_engine
-from app.core.settings import Settings
 from app.outbox.relay import OutboxRelay
 from app.outbox.tables import event_row, outbox_events
+from app.persistence.database import create_engine
 from app.projects.domain.models import ProjectCreated
+from app.settings import Settings
 from app.worker import build_relay
-from service.tests.conftest import make_settings
+from service.tests.builders import make_settings
 from testsupport.webhook_receiver import Receiver
 
 # Tiny intervals keep every scenario to a second or two.

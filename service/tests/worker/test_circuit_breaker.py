@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.circuit_breaker import CircuitBreaker, CircuitState
+from app.kernel.circuit_breaker import CircuitBreaker, CircuitState
 from app.outbox.relay import backoff_delay
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from app.core.database import create_engine
-from app.core.settings import Settings, get_settings
 from app.outbox.queue import OutboxQueue
+from app.persistence.database import create_engine
+from app.settings import Settings, get_settings
 from app.worker import main, serve
 from service.tests.worker.conftest import add_events, outbox_rows, worker_settings
 from testsupport.servers import free_port

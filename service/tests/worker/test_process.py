@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from app.core.settings import Settings
+from app.settings import Settings
 from service.tests.worker.conftest import add_events, outbox_rows, worker_settings
 from testsupport.servers import free_port, wait_until
 from testsupport.webhook_receiver import Receiver

@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core.clock import utcnow
-from app.core.database import create_engine
-from app.core.settings import Settings
+from app.kernel.clock import utcnow
 from app.outbox.queue import OutboxQueue
 from app.outbox.tables import outbox_events
-from service.tests.conftest import make_settings
+from app.persistence.database import create_engine
+from app.settings import Settings
+from service.tests.builders import make_settings
 from service.tests.worker.conftest import add_events, outbox_rows
 
 LEASE = 30.0

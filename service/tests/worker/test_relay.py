@@ -11,11 +11,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from app.core.settings import Settings
 from app.outbox.liveness import Heartbeat
 from app.outbox.webhook import InvalidSignature, verify_signature
-from service.tests.builders import project_payload
-from service.tests.conftest import MakeUser
+from app.settings import Settings
+from service.tests.builders import MakeUser, project_payload
 from service.tests.worker.conftest import (
     add_events,
     metric,

@@ -13,12 +13,12 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core.clock import utcnow
-from app.core.database import create_engine
-from app.core.settings import Settings
 from app.idempotency.sweep import SWEEP_LOCK_ID, IdempotencySweeper
 from app.idempotency.tables import idempotency_keys
 from app.identity.infrastructure.unit_of_work import SqlIdentityUnitOfWork
+from app.kernel.clock import utcnow
+from app.persistence.database import create_engine
+from app.settings import Settings
 from app.worker import build_sweeper, serve
 from service.tests.builders import a_user
 from service.tests.worker.conftest import add_events, wait_for, worker_settings

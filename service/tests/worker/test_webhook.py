@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app.core.circuit_breaker import CircuitBreaker, CircuitState
+from app.kernel.circuit_breaker import CircuitBreaker, CircuitState
 from app.outbox.webhook import DeliveryOutcome, WebhookSender, verify_signature
 from testsupport.servers import free_port
 from testsupport.webhook_receiver import Receiver

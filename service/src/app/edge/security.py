@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fastapi import FastAPI
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from app.core.http import error_response
-from app.core.settings import Settings
+from app.api.errors import error_response
 
 # The API serves JSON only: nothing may load, run or frame anything.
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -158,25 +156,3 @@ class EdgeSecurity:
         if self.allows(_host_name(host_header)):
             return None
         return error_response(None, 400, "Invalid host header", path=scope["path"])
-
-
-def install_http_security(app: FastAPI, settings: Settings) -> EdgeSecurity:
-    """Add CORS (when origins are configured); return the Host check and security headers.
-
-    create_app hands the result to RequestEdgeMiddleware (outermost), so every response,
-    including 400/413/429 and preflights, carries the security headers and the request id.
-    """
-    validate_host_patterns(settings.trusted_hosts)  # now, not at the first request
-    if settings.cors_origins:
-        app.add_middleware(
-            AllowListCORSMiddleware,
-            allow_origins=settings.cors_origins,
-            # Credentials (cookies) only ever with an explicit list; Settings refuses '*' in production.
-            allow_credentials="*" not in settings.cors_origins,
-            allow_methods=CORS_METHODS,
-            allow_headers=CORS_REQUEST_HEADERS,
-            expose_headers=CORS_EXPOSED_HEADERS,
-            max_age=600,
-        )
-    docs_paths = [path for path in (app.docs_url, app.swagger_ui_oauth2_redirect_url) if path]
-    return EdgeSecurity(settings.trusted_hosts, docs_paths)

@@ -22,7 +22,7 @@ from typing import ClassVar
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from app.core.http import error_body
+from app.api.errors import error_body
 
 
 class HeadTooLargeError(Exception):

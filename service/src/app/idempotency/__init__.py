@@ -1,1 +1,1 @@
-"""Storage of idempotency keys (the port and its rules live in app.core.idempotency)."""
+"""Storage of idempotency keys (the port and its rules live in app.idempotency.port)."""

@@ -10,9 +10,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.errors import AuthenticationError
-from app.core.idempotency import IdempotencyRecord, StoredResponse
+from app.idempotency.port import IdempotencyRecord, StoredResponse
 from app.idempotency.tables import idempotency_keys as keys
+from app.kernel.errors import AuthenticationError
 
 # Rows one purge deletes at most: a short transaction that holds few row locks.
 PURGE_CHUNK_SIZE = 1000

@@ -22,8 +22,8 @@ from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.core.clock import utcnow
 from app.idempotency.store import PURGE_CHUNK_SIZE, purge_expired_idempotency_keys
+from app.kernel.clock import utcnow
 
 log = logging.getLogger("app.worker")
 

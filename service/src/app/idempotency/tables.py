@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Table, Uuid
 
-from app.core.database import UTCDateTime, metadata
-from app.core.idempotency import KEY_MAX_LENGTH
+from app.idempotency.port import KEY_MAX_LENGTH
+from app.persistence.database import UTCDateTime, metadata
 
 # The hex SHA-256 of the request fingerprint.
 REQUEST_HASH_LENGTH = 64

@@ -17,8 +17,8 @@ import app.idempotency.tables
 import app.identity.infrastructure.tables
 import app.outbox.tables
 import app.projects.infrastructure.tables  # noqa: F401 - registers the tables on the metadata
-from app.core.database import metadata
 from app.migrate import RunOptions, include_name, sync_schema
+from app.persistence.database import metadata
 
 # Any 64-bit number unique to this service: serialises concurrent `migrate` runs.
 MIGRATION_LOCK_ID = 7_246_001

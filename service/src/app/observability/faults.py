@@ -9,18 +9,20 @@ the real route label, and probes and scrapes keep working while alerts fire.
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable, Callable
 
-from fastapi import Request
-
-from app.composition import container_of
-from app.core.errors import ApplicationError
+from app.kernel.errors import ApplicationError
 
 
 class InjectedFaultError(ApplicationError):
     code = "injected_fault"
 
 
-async def inject_faults(request: Request) -> None:
-    ratio = container_of(request).settings.fault_injection_error_ratio
-    if ratio > 0 and random.random() < ratio:  # noqa: S311 - not security relevant
-        raise InjectedFaultError("Injected fault")
+def fault_injector(ratio: float) -> Callable[[], Awaitable[None]]:
+    """A route dependency that fails `ratio` of the requests it sees."""
+
+    async def inject_faults() -> None:
+        if random.random() < ratio:  # noqa: S311 - not security relevant
+            raise InjectedFaultError("Injected fault")
+
+    return inject_faults

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from app.observability.context import current_request_id, current_user_id
+from app.kernel.request_context import current_request_id, current_user_id
 
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {
     "message",

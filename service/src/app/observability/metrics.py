@@ -1,7 +1,7 @@
 """Prometheus metrics of the API process: RED per route template, saturation, build info.
 
 Process model: one uvicorn worker per container (Kubernetes scales pods, the HPA
-counts pods), so the default in-process registry is exact and complete. No
+counts pods), so one in-process registry per app (`app_registry`) is exact and complete. No
 multiprocess mode: it would drop custom collectors (the DB pool gauges), process_*
 metrics and Info/Enum types. Running `--workers N` would make each scrape see one
 worker's counters only; the entry point (`python -m app.main`) therefore has no
@@ -12,9 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
-from weakref import WeakKeyDictionary
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -58,8 +65,8 @@ class DbPoolCollector(Collector):
     than a made-up figure.
     """
 
-    def __init__(self) -> None:
-        self.engine: Any = None
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
         return [self._in_use(), self._max()]
@@ -86,8 +93,20 @@ class DbPoolCollector(Collector):
         return [in_use]
 
 
+def app_registry() -> CollectorRegistry:
+    """A registry for one app: its own metrics plus the process's (CPU, memory, GC, Python).
+
+    One per app rather than prometheus_client's global one, so building an app twice in one
+    process (tests, tools) needs no memo of what was registered before.
+    """
+    registry = CollectorRegistry()
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
+    return registry
+
+
 class HttpMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, engine: Any) -> None:
         self.requests = Counter(
             "http_requests_total",
             "HTTP requests by route template and status.",
@@ -125,7 +144,7 @@ class HttpMetrics:
             buckets=WAIT_BUCKETS,
             registry=registry,
         )
-        self.db_pool = DbPoolCollector()
+        self.db_pool = DbPoolCollector(engine)
         registry.register(self.db_pool)
         # (method, route, status) -> (counter child, histogram child): labels() takes a lock
         # and builds a tuple on every call; the set of keys is bounded by the label rules.
@@ -149,15 +168,3 @@ class HttpMetrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(duration)
-
-
-# Weak keys: a registry that is gone must not hand its metrics to a new one with the same id.
-_by_registry: WeakKeyDictionary[CollectorRegistry, HttpMetrics] = WeakKeyDictionary()
-
-
-def metrics_for(registry: CollectorRegistry) -> HttpMetrics:
-    """One HttpMetrics per registry: app factories may run many times in one process (tests)."""
-    metrics = _by_registry.get(registry)
-    if metrics is None:
-        metrics = _by_registry[registry] = HttpMetrics(registry)
-    return metrics

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from app.core.settings import Settings
 from app.observability.logging import set_trace_ids_provider
+from app.settings import Settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -34,13 +34,12 @@ def _current_trace_ids() -> tuple[str, str] | None:
     return format(context.trace_id, "032x"), format(context.span_id, "016x")
 
 
-def setup_tracing(app: FastAPI, settings: Settings) -> TracerProvider | None:
-    """Instrument `app` when an OTLP endpoint is configured; returns the provider to shut down."""
+def tracer_provider_for(settings: Settings) -> TracerProvider | None:
+    """The OTLP-exporting provider when an endpoint is configured, else None (no tracing)."""
     endpoint = settings.otel_exporter_otlp_endpoint
     if not endpoint:
         return None
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -56,6 +55,12 @@ def setup_tracing(app: FastAPI, settings: Settings) -> TracerProvider | None:
     # The endpoint is the collector's base URL (as the OTel env var means it): add the signal path.
     exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces", timeout=EXPORT_TIMEOUT_SECONDS)
     provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+def instrument(app: FastAPI, provider: TracerProvider) -> None:
+    """Trace `app`'s requests (as its outermost layer) and put trace ids on log lines."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
     FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls=EXCLUDED_URLS)
     set_trace_ids_provider(_current_trace_ids)
-    return provider

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from app.core.circuit_breaker import CircuitState
+from app.kernel.circuit_breaker import CircuitState
 from app.outbox.queue import OutboxStats
 
 DELIVERY_OUTCOMES = ("delivered", "retried", "dead_lettered")

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.core.clock import utcnow
+from app.kernel.clock import utcnow
 from app.outbox.tables import OutboxStatus, outbox_events
 
 _t = outbox_events

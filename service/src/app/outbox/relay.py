@@ -31,12 +31,12 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.core.circuit_breaker import CircuitState
-from app.core.settings import Settings
+from app.kernel.circuit_breaker import CircuitState
 from app.outbox.liveness import Heartbeat
 from app.outbox.metrics import WorkerMetrics
 from app.outbox.queue import ClaimedEvent, OutboxQueue
 from app.outbox.webhook import DeliveryOutcome, DeliveryResult, WebhookSender
+from app.settings import Settings
 
 log = logging.getLogger("app.worker")
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import JSON, Column, Index, Integer, String, Table, Text, Uuid, text
+from sqlalchemy import JSON, Column, Index, Integer, String, Table, Text, Uuid, insert, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.database import UTCDateTime, metadata
-from app.core.events import DomainEvent
+from app.kernel.events import DomainEvent
+from app.persistence.database import UTCDateTime, metadata
 
 
 class OutboxStatus(StrEnum):
@@ -52,3 +53,8 @@ def event_row(event: DomainEvent) -> dict[str, object]:
         "available_at": event.occurred_at,
         "created_at": event.occurred_at,
     }
+
+
+async def write_events(connection: AsyncConnection, events: list[DomainEvent]) -> None:
+    """The units of work's event sink: the events join the transaction that raised them."""
+    await connection.execute(insert(outbox_events), [event_row(event) for event in events])

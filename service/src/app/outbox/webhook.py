@@ -41,7 +41,7 @@ from typing import Any
 import httpx
 import orjson
 
-from app.core.circuit_breaker import CircuitBreaker
+from app.kernel.circuit_breaker import CircuitBreaker
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
 # Stored in outbox_events.last_error; enough to diagnose, short enough for a psql listing.

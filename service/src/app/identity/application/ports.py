@@ -6,9 +6,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
-from app.core.principal import Principal
-from app.core.unit_of_work import UnitOfWork
 from app.identity.domain.models import User
+from app.kernel.principal import Principal
+from app.kernel.unit_of_work import UnitOfWork
 
 
 class UserRepository(Protocol):

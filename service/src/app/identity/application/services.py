@@ -5,9 +5,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from app.core.clock import utcnow
-from app.core.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
-from app.core.principal import Principal, Role
 from app.identity.application.ports import (
     IdentityUnitOfWorkFactory,
     IssuedToken,
@@ -25,6 +22,9 @@ from app.identity.domain.errors import (
 )
 from app.identity.domain.models import User, normalize_email
 from app.identity.domain.passwords import check_password_policy, normalize_password
+from app.kernel.clock import utcnow
+from app.kernel.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
+from app.kernel.principal import Principal, Role
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from app.core.errors import AuthenticationError, ConflictError, InvalidInputError, NotFoundError
+from app.kernel.errors import AuthenticationError, ConflictError, InvalidInputError, NotFoundError
 
 
 class EmailAlreadyRegisteredError(ConflictError):

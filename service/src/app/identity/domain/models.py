@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from app.core.principal import Principal, Role
+from app.kernel.principal import Principal, Role
 
 
 def normalize_email(email: str) -> str:

@@ -16,7 +16,7 @@ import unicodedata
 from functools import cache
 from importlib import resources
 
-from app.core.errors import InvalidInputError
+from app.kernel.errors import InvalidInputError
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 128  # bounds the hashing cost an attacker can ask for

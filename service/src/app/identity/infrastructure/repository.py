@@ -7,10 +7,10 @@ from sqlalchemy import exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.principal import Role
 from app.identity.domain.errors import EmailAlreadyRegisteredError
 from app.identity.domain.models import User
 from app.identity.infrastructure.tables import users
+from app.kernel.principal import Role
 
 
 def _to_user(row: Any) -> User:

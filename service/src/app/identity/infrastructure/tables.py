@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from sqlalchemy import CheckConstraint, Column, Integer, String, Table, Uuid
 
-from app.core.database import UTCDateTime, metadata
-from app.core.principal import Role
+from app.kernel.principal import Role
+from app.persistence.database import UTCDateTime, metadata
 
 _ROLES = ", ".join(f"'{role.value}'" for role in Role)
 

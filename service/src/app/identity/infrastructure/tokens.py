@@ -14,10 +14,10 @@ from datetime import timedelta
 
 import jwt
 
-from app.core.clock import utcnow
-from app.core.errors import AuthenticationError
-from app.core.principal import Principal, Role
 from app.identity.application.ports import IssuedToken, VerifiedToken
+from app.kernel.clock import utcnow
+from app.kernel.errors import AuthenticationError
+from app.kernel.principal import Principal, Role
 
 _REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud", "role", "jti", "ver"]
 # HMAC only: the key is a shared secret (Settings refuses any other algorithm).

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.sql_unit_of_work import SqlUnitOfWork
 from app.identity.infrastructure.repository import SqlUserRepository
+from app.persistence.unit_of_work import SqlUnitOfWork
 
 
 class SqlIdentityUnitOfWork(SqlUnitOfWork):

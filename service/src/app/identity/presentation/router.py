@@ -1,15 +1,17 @@
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
-from app.composition import IdentityServiceDep, SettingsDep
-from app.core.http import error_responses
-from app.core.settings import Settings
-from app.edge.ratelimit import RateLimiterDep, RouteClass, client_ip_key, email_key, limit_per_client_ip
+from app.api.auth import AdminOnly, AnyUser
+from app.api.dependencies import SettingsDep
+from app.api.errors import error_responses
+from app.identity.application.ports import VerifiedToken
 from app.identity.application.services import ChangePassword, RegisterUser
-from app.identity.presentation.dependencies import AdminOnly, AnyUser, presented_token
+from app.identity.domain.models import normalize_email
+from app.identity.presentation.dependencies import IdentityServiceDep
 from app.identity.presentation.schemas import (
     LoginRequest,
     PasswordChangeRequest,
@@ -18,9 +20,17 @@ from app.identity.presentation.schemas import (
     TokenResponse,
     UserResponse,
 )
+from app.ratelimit.limiter import RateLimiterDep, RouteClass, client_ip_key, limit_per_client_ip
+from app.settings import Settings
 
 auth_router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 users_router = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+
+def email_key(email: str) -> str:
+    # Hashed: counters in Redis should not hold addresses. The same normalisation as the
+    # account lookup, so every spelling that reaches one account shares one budget.
+    return "email:" + hashlib.sha256(normalize_email(email).encode()).hexdigest()[:32]
 
 
 async def limit_login_attempts(body: LoginRequest, request: Request, limiter: RateLimiterDep) -> None:
@@ -83,7 +93,7 @@ def _cleared_cookie_response(settings: Settings) -> Response:
 async def logout(request: Request, settings: SettingsDep, identity: IdentityServiceDep) -> Response:
     """End the session: the presented token (bearer or cookie) is revoked server-side, and the
     cookie cleared. Without a valid token there is nothing to revoke; the answer is the same."""
-    token = presented_token(request)
+    token: VerifiedToken | None = request.scope.get("state", {}).get("verified_token")
     if token is not None:
         await identity.logout(token)
     return _cleared_cookie_response(settings)

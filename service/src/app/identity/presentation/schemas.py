@@ -6,10 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import EmailStr, Field
 
-from app.core.principal import Role
-from app.core.schemas import ApiModel, ResponseModel
-from app.core.text import SafeText
+from app.api.schemas import ApiModel, ResponseModel
+from app.api.text import SafeText
 from app.identity.domain.passwords import MAX_PASSWORD_LENGTH
+from app.kernel.principal import Role
 
 # Passwords keep their edge spaces (they are part of the secret); the policy applies on register.
 Password = Annotated[str, SafeText(min_length=1, max_length=MAX_PASSWORD_LENGTH, strip=False)]

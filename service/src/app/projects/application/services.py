@@ -5,16 +5,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from app.core.clock import utcnow
-from app.core.idempotency import (
+from app.idempotency.port import (
     IdempotencyRecord,
     IdempotentOutcome,
     IdempotentRequest,
     replay_or_refuse,
 )
-from app.core.pagination import Page, PageRequest
-from app.core.principal import Principal
-from app.projects.application.ports import ProjectsUnitOfWork, ProjectsUnitOfWorkFactory
+from app.kernel.clock import utcnow
+from app.kernel.pagination import PageRequest
+from app.kernel.principal import Principal
+from app.projects.application.ports import ProjectReader, ProjectsUnitOfWork, ProjectsUnitOfWorkFactory
 from app.projects.domain.errors import ProjectDeletionDeniedError, ProjectNotFoundError
 from app.projects.domain.models import Project, ProjectStatus, ProjectType
 
@@ -44,8 +44,9 @@ class UpdateProject:
 
 
 class ProjectService:
-    def __init__(self, uow: ProjectsUnitOfWorkFactory) -> None:
+    def __init__(self, uow: ProjectsUnitOfWorkFactory, reader: ProjectReader) -> None:
         self._uow = uow
+        self._reader = reader
 
     async def create(self, actor: Principal, command: CreateProject) -> Project:
         project = self._new_project(actor, command)
@@ -91,18 +92,15 @@ class ProjectService:
 
     @staticmethod
     async def _add(uow: ProjectsUnitOfWork, project: Project) -> None:
-        await uow.projects.add(project)
-        uow.track(project)  # its ProjectCreated event goes to the outbox in this transaction
+        await uow.projects.add(project)  # its ProjectCreated event goes to the outbox on commit
 
-    async def list(
-        self, actor: Principal, *, status: ProjectStatus | None, page: PageRequest
-    ) -> Page[Project]:
+    async def list_page(self, actor: Principal, *, status: ProjectStatus | None, page: PageRequest) -> bytes:
+        """The page the actor may see, as the API's JSON body (read model: no aggregates)."""
         owner_filter = None if actor.is_privileged else actor.user_id
-        async with self._uow(read_only=True) as uow:
-            return await uow.projects.list(owner_id=owner_filter, status=status, page=page)
+        return await self._reader.page_json(owner_id=owner_filter, status=status, page=page)
 
     async def get(self, actor: Principal, project_id: uuid.UUID) -> Project:
-        async with self._uow(read_only=True) as uow:
+        async with self._uow() as uow:
             return await self._visible(uow, actor, project_id)
 
     async def update(self, actor: Principal, project_id: uuid.UUID, command: UpdateProject) -> Project:
@@ -115,9 +113,9 @@ class ProjectService:
                 assert command.description is None or isinstance(command.description, str)
                 project.describe(command.description)
             if command.type is not None:
-                project.type = command.type
+                project.change_type(command.type)
             if command.status is not None:
-                project.status = command.status
+                project.change_status(command.status)
             project.touch(utcnow())
             await uow.projects.save(project)
             await uow.commit()

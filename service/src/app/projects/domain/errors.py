@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from app.core.errors import NotFoundError, PermissionDeniedError
+from app.kernel.errors import NotFoundError, PermissionDeniedError
 
 
 class ProjectNotFoundError(NotFoundError):

@@ -8,9 +8,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from app.core.errors import InvalidInputError
-from app.core.events import DomainEvent
-from app.core.principal import Principal
+from app.kernel.errors import InvalidInputError
+from app.kernel.events import DomainEvent
+from app.kernel.principal import Principal
 
 NAME_MIN_LENGTH = 3
 NAME_MAX_LENGTH = 100
@@ -95,6 +95,12 @@ class Project:
 
     def describe(self, description: str | None) -> None:
         self.description = _check_description(description)
+
+    def change_type(self, type: ProjectType) -> None:
+        self.type = type
+
+    def change_status(self, status: ProjectStatus) -> None:
+        self.status = status
 
     def touch(self, now: datetime) -> None:
         self.updated_at = now

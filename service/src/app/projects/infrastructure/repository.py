@@ -1,70 +1,35 @@
+"""The projects write side: plain SQLAlchemy Core on the unit of work's connection.
+
+Reads that must be fast (the list) do not come here: they go through the read model
+(`read_model.py`).
+"""
+
 from __future__ import annotations
 
-import functools
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.database import fetch_rows
-from app.core.errors import AuthenticationError
-from app.core.pagination import Cursor, Page, PageRequest
+from app.kernel.errors import AuthenticationError
 from app.projects.domain.models import Project, ProjectStatus, ProjectType
 from app.projects.infrastructure.tables import projects
 
-# Explicit column list: reads fetch exactly what the aggregate holds, nothing more.
-_COLUMNS = (
-    projects.c.id,
-    projects.c.name,
-    projects.c.description,
-    projects.c.type,
-    projects.c.status,
-    projects.c.owner_id,
-    projects.c.created_at,
-    projects.c.updated_at,
-)
-
-
-# Dictionary lookups instead of Enum calls: the list endpoint converts 20 rows per request.
-_TYPES = {member.value: member for member in ProjectType}
-_STATUSES = {member.value: member for member in ProjectStatus}
-
 
 def _to_project(row: Any) -> Project:
-    # Positional: _COLUMNS is in the dataclass's field order.
-    id_, name, description, type_, status, owner_id, created_at, updated_at = row
-    return Project(id_, name, description, _TYPES[type_], _STATUSES[status], owner_id, created_at, updated_at)
-
-
-_GET_STATEMENT = select(*_COLUMNS).where(projects.c.id == bindparam("project_id"))
-
-
-@functools.cache
-def _list_statement(*, by_owner: bool, by_status: bool, after: bool) -> Select[Any]:
-    """One statement object per query shape, values bound at execution.
-
-    Built once: building a select() and deriving its cache key on every request cost more
-    CPU than the query itself (~250 us of the list endpoint; SQLAlchemy memoizes the
-    cache key on the statement object, so a reused statement skips that too).
-    """
-    query = select(*_COLUMNS)
-    if by_owner:
-        query = query.where(projects.c.owner_id == bindparam("owner_id"))
-    if by_status:
-        query = query.where(projects.c.status == bindparam("status"))
-    if after:
-        # A row-value comparison, so the (…, created_at, id) index serves the seek.
-        query = query.where(
-            tuple_(projects.c.created_at, projects.c.id)
-            < tuple_(
-                bindparam("after_created_at", type_=projects.c.created_at.type),
-                bindparam("after_id", type_=projects.c.id.type),
-            )
-        )
-    # One row beyond the page tells whether another page exists, without a COUNT.
-    return query.order_by(projects.c.created_at.desc(), projects.c.id.desc()).limit(bindparam("fetch"))
+    return Project(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        type=ProjectType(row.type),
+        status=ProjectStatus(row.status),
+        owner_id=row.owner_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
 
 
 def _values(project: Project) -> dict[str, Any]:
@@ -80,8 +45,9 @@ def _values(project: Project) -> dict[str, Any]:
 
 
 class SqlProjectRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, seen: Callable[[Project], None]) -> None:
         self._conn = connection
+        self._seen = seen  # the unit of work collects the events of what passes through here
 
     async def add(self, project: Project) -> None:
         try:
@@ -91,31 +57,15 @@ class SqlProjectRepository:
             # signed token of a user that no longer exists. Not a server error. (The unit of
             # work rolls the transaction back on the way out.)
             raise AuthenticationError("The account this token belongs to no longer exists") from exc
+        self._seen(project)
 
     async def get(self, project_id: uuid.UUID) -> Project | None:
-        rows = await fetch_rows(self._conn, _GET_STATEMENT, {"project_id": project_id})
-        row = rows[0] if rows else None
-        return _to_project(row) if row else None
-
-    async def list(
-        self, *, owner_id: uuid.UUID | None, status: ProjectStatus | None, page: PageRequest
-    ) -> Page[Project]:
-        statement = _list_statement(
-            by_owner=owner_id is not None, by_status=status is not None, after=page.after is not None
-        )
-        values: dict[str, Any] = {"fetch": page.limit + 1}
-        if owner_id is not None:
-            values["owner_id"] = owner_id
-        if status is not None:
-            values["status"] = status.value
-        if page.after is not None:
-            values["after_created_at"], values["after_id"] = page.after.created_at, page.after.id
-        rows = await fetch_rows(self._conn, statement, values)
-        items = [_to_project(row) for row in rows[: page.limit]]
-        next_cursor = (
-            Cursor(created_at=items[-1].created_at, id=items[-1].id) if len(rows) > page.limit else None
-        )
-        return Page(items=items, limit=page.limit, next_cursor=next_cursor)
+        row = (await self._conn.execute(select(projects).where(projects.c.id == project_id))).first()
+        if row is None:
+            return None
+        project = _to_project(row)
+        self._seen(project)
+        return project
 
     async def save(self, project: Project) -> None:
         await self._conn.execute(

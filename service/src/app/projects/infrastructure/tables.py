@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, Uuid
 
-from app.core.database import UTCDateTime, metadata
+from app.persistence.database import UTCDateTime, metadata
 from app.projects.domain.models import (
     DESCRIPTION_MAX_LENGTH,
     NAME_MAX_LENGTH,

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.sql_unit_of_work import SqlUnitOfWork
 from app.idempotency.store import SqlIdempotencyStore
+from app.persistence.unit_of_work import SqlUnitOfWork
 from app.projects.infrastructure.repository import SqlProjectRepository
 
 
@@ -12,5 +12,5 @@ class SqlProjectsUnitOfWork(SqlUnitOfWork):
     idempotency: SqlIdempotencyStore
 
     def _bind_repositories(self, connection: AsyncConnection) -> None:
-        self.projects = SqlProjectRepository(connection)
+        self.projects = SqlProjectRepository(connection, self.seen)
         self.idempotency = SqlIdempotencyStore(connection)

@@ -4,8 +4,8 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from app.core.schemas import ApiModel, ResponseModel
-from app.core.text import SafeText
+from app.api.schemas import ApiModel, ResponseModel
+from app.api.text import SafeText
 from app.projects.domain.models import (
     DESCRIPTION_MAX_LENGTH,
     NAME_MAX_LENGTH,

@@ -2,7 +2,7 @@
 
 A request that meets a lost, restarting or overloaded database, or a full disk, did nothing
 wrong and must not be told so with a 500 and a stack trace per request: it gets a 503 (or
-507 for a full disk) with `Retry-After`, and the log gets one warning line (app.core.http).
+507 for a full disk) with `Retry-After`, and the log gets one warning line (app.api.errors).
 Everything else stays an unhandled error. The chaos suite (tests/chaos) kills PostgreSQL and
 fills the SQLite disk under load to find these.
 """

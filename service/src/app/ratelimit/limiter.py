@@ -44,12 +44,11 @@ from prometheus_client import CollectorRegistry, Counter
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.core.circuit_breaker import CircuitBreaker
-from app.core.http import error_response
-from app.core.redis_pipeline import PipelinedRedis, RedisReplyError
-from app.core.settings import Settings
-from app.identity.domain.models import normalize_email
-from app.identity.presentation.dependencies import presented_principal
+from app.api.errors import error_response
+from app.kernel.circuit_breaker import CircuitBreaker
+from app.kernel.principal import Principal
+from app.persistence.redis import PipelinedRedis, RedisReplyError
+from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -78,16 +77,6 @@ class RateLimitMetrics:
             "Rate-limit storage (Redis) errors; each one fell back to per-process limits.",
             registry=registry,
         )
-
-
-_metrics_by_registry: dict[int, RateLimitMetrics] = {}
-
-
-def rate_limit_metrics_for(registry: CollectorRegistry) -> RateLimitMetrics:
-    """One RateLimitMetrics per registry: app factories may run many times in one process (tests)."""
-    if id(registry) not in _metrics_by_registry:
-        _metrics_by_registry[id(registry)] = RateLimitMetrics(registry)
-    return _metrics_by_registry[id(registry)]
 
 
 class RateLimitExceededError(HTTPException):
@@ -132,7 +121,13 @@ _STORAGE_ERRORS = (RedisReplyError, OSError)  # OSError covers ConnectionError a
 
 
 class RateLimiter:
-    def __init__(self, settings: Settings, metrics: RateLimitMetrics | None = None) -> None:
+    """Both storages judge a hit the same way: under every limit of its route class or under
+    none (all or nothing), Retry-After from the limit that frees up last (a test runs one
+    sequence against both)."""
+
+    def __init__(
+        self, settings: Settings, redis: PipelinedRedis | None, metrics: RateLimitMetrics | None = None
+    ) -> None:
         self.enabled = settings.rate_limit_enabled
         self._metrics = metrics
         self._limits: dict[RouteClass, list[RateLimitItem]] = {
@@ -152,11 +147,7 @@ class RateLimiter:
             for route_class, items in self._limits.items()
         }
         self._local = MovingWindowRateLimiter(MemoryStorage())
-        self._redis = (
-            PipelinedRedis(settings.redis_url, client_name=f"{settings.service_name}-ratelimit")
-            if settings.redis_url is not None
-            else None
-        )
+        self._redis = redis  # the process's one Redis client (the container's), not closed here
         self._timeout = settings.redis_timeout_seconds
         self._breaker = CircuitBreaker(
             "rate_limit_storage", failure_threshold=1, reset_seconds=settings.rate_limit_redis_retry_seconds
@@ -173,10 +164,6 @@ class RateLimiter:
             if self._metrics is not None:
                 self._metrics.rejections.labels(route_class.value).inc()
             raise RateLimitExceededError(retry_after)
-
-    async def close(self) -> None:
-        if self._redis is not None:
-            await self._redis.close()
 
     async def _shared_wait(self, route_class: RouteClass, identity: tuple[str, ...]) -> int | None:
         """Seconds to wait (0: counted) by the counters every pod shares, or None without Redis."""
@@ -211,10 +198,17 @@ class RateLimiter:
             return int(await self._redis.execute("EVAL", MOVING_WINDOW_SCRIPT, len(keys), *keys, *args))
 
     async def _local_wait(self, route_class: RouteClass, identity: tuple[str, ...]) -> int:
-        for item in self._limits[route_class]:
-            if not await self._local.hit(item, route_class.value, *identity):
-                stats = await self._local.get_window_stats(item, route_class.value, *identity)
-                return max(1, math.ceil(stats.reset_time - time.time()))
+        """As the script does: test every limit first, count under all of them only if all allow."""
+        items = self._limits[route_class]
+        refused = [item for item in items if not await self._local.test(item, route_class.value, *identity)]
+        if refused:
+            resets = [
+                (await self._local.get_window_stats(item, route_class.value, *identity)).reset_time
+                for item in refused
+            ]
+            return max(1, math.ceil(max(resets) - time.time()))
+        for item in items:
+            await self._local.hit(item, route_class.value, *identity)
         return 0
 
 
@@ -229,12 +223,6 @@ RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
 def client_ip_key(request: Request) -> str:
     # request.client is the peer after uvicorn's ProxyHeadersMiddleware (trusted proxies only).
     return f"ip:{request.client.host if request.client else 'unknown'}"
-
-
-def email_key(email: str) -> str:
-    # Hashed: counters in Redis should not hold addresses. The same normalisation as the
-    # account lookup, so every spelling that reaches one account shares one budget.
-    return "email:" + hashlib.sha256(normalize_email(email).encode()).hexdigest()[:32]
 
 
 class RateLimitMiddleware:
@@ -259,10 +247,14 @@ class RateLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.limiter.enabled and scope["path"].startswith(self.prefix):
-            request = Request(scope)
-            caller = None if scope["path"].startswith(self.per_ip_prefix) else presented_principal(request)
+            # The caller, as authenticated before this middleware (app.web.authentication).
+            caller: Principal | None = (
+                None
+                if scope["path"].startswith(self.per_ip_prefix)
+                else scope.get("state", {}).get("principal")
+            )
             route_class = RouteClass.READ if scope["method"] in _READ_METHODS else RouteClass.WRITE
-            key = f"user:{caller.user_id}" if caller is not None else client_ip_key(request)
+            key = f"user:{caller.user_id}" if caller is not None else client_ip_key(Request(scope))
             try:
                 await self.limiter.check(route_class, key)
             except RateLimitExceededError as exc:

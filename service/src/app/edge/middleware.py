@@ -14,9 +14,9 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.http import EDGE_HEADERS_STATE
+from app.api.errors import EDGE_HEADERS_STATE
 from app.edge.security import EdgeSecurity, Header, with_security_headers
-from app.observability.context import (
+from app.kernel.request_context import (
     accept_or_generate_request_id,
     current_user_id,
     set_request_id,

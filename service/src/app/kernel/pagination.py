@@ -11,7 +11,7 @@ from typing import Generic, TypeVar
 
 import orjson
 
-from app.core.errors import InvalidInputError
+from app.kernel.errors import InvalidInputError
 
 T = TypeVar("T")
 
@@ -25,7 +25,9 @@ class Cursor:
     id: uuid.UUID
 
     def encode(self) -> str:
-        raw = orjson.dumps({"c": self.created_at.isoformat(), "i": str(self.id)})  # compact, as before
+        raw = orjson.dumps(
+            {"c": self.created_at.isoformat(), "i": str(self.id)}
+        )  # compact: it travels in URLs
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod

@@ -10,7 +10,7 @@ from fastapi import Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from app.core.idempotency import IDEMPOTENCY_HEADER, KEY_MAX_LENGTH, IdempotentOutcome
+from app.idempotency.port import IDEMPOTENCY_HEADER, KEY_MAX_LENGTH, IdempotentOutcome
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 

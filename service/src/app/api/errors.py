@@ -20,9 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
-from app.core.clock import utcnow
-from app.core.database_errors import DatabaseFailure, database_failure
-from app.core.errors import (
+from app.kernel.clock import utcnow
+from app.kernel.errors import (
     ApplicationError,
     AuthenticationError,
     ConflictError,
@@ -30,7 +29,8 @@ from app.core.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from app.observability.context import current_request_id
+from app.kernel.request_context import current_request_id
+from app.persistence.failures import DatabaseFailure, database_failure
 
 log = logging.getLogger("app.errors")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.http import error_response
+from app.api.errors import error_response
 
 
 class BodyTooLargeError(HTTPException):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
-from app.core.errors import InvalidInputError
+from app.kernel.errors import InvalidInputError
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 KEY_MAX_LENGTH = 255

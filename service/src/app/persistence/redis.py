@@ -1,4 +1,4 @@
-"""One pipelined Redis connection for the per-request hot path (the rate limiter).
+"""The process's Redis client: one pipelined connection (rate limits, token revocations).
 
 redis-py's asyncio client checks a connection out of its pool, packs the command, writes,
 waits for the reply and checks the connection back in, for every command: about 100 us of
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from collections.abc import Mapping
 from typing import Any, cast
 
 import hiredis
@@ -73,6 +74,26 @@ class _ReplyProtocol(asyncio.Protocol):
         return future
 
 
+_CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+
+
+def _tls_context(options: Mapping[str, Any]) -> ssl.SSLContext:
+    """rediss:// as redis-py reads it: ssl_ca_certs, ssl_certfile/ssl_keyfile (client
+    certificate), ssl_cert_reqs and ssl_check_hostname from the URL's query; by default the
+    server's certificate and name are verified against the system's CAs."""
+    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+    if options.get("ssl_certfile"):
+        context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
+    requirement = options.get("ssl_cert_reqs", "required")
+    if isinstance(requirement, str):
+        if requirement not in _CERT_REQS:
+            raise ValueError(f"REDIS_URL ssl_cert_reqs={requirement!r}: use none, optional or required")
+        requirement = _CERT_REQS[requirement]
+    context.check_hostname = bool(options.get("ssl_check_hostname", True)) and requirement != ssl.CERT_NONE
+    context.verify_mode = requirement
+    return context
+
+
 class PipelinedRedis:
     def __init__(self, url: str, *, client_name: str | None = None) -> None:
         self._options = parse_url(url)
@@ -117,7 +138,11 @@ class PipelinedRedis:
         if "path" in options:
             _, protocol = await loop.create_unix_connection(_ReplyProtocol, options["path"])
             return protocol
-        tls = ssl.create_default_context() if options.get("connection_class") is SSLConnection else None
+        tls = (
+            _tls_context(cast(Mapping[str, Any], options))
+            if options.get("connection_class") is SSLConnection
+            else None
+        )
         host = options.get("host", "localhost")
         _, protocol = await loop.create_connection(
             _ReplyProtocol, host, options.get("port", 6379), ssl=tls, server_hostname=host if tls else None

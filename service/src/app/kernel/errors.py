@@ -1,7 +1,7 @@
 """Application errors shared by every bounded context.
 
 They carry a stable code and a message, never an HTTP status: the presentation
-layer maps each class to a status in one table (app.core.http).
+layer maps each class to a status in one table (app.api.errors).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from app.core.clock import utcnow
+from app.kernel.clock import utcnow
 
 
 @dataclass(frozen=True, kw_only=True)
