@@ -29,8 +29,7 @@ from sqlalchemy import update
 
 from app.identity.infrastructure.tables import users
 from app.persistence.database import create_engine
-from service.tests.builders import DEFAULT_PASSWORD
-from service.tests.builders import make_settings
+from service.tests.builders import DEFAULT_PASSWORD, make_settings
 
 ROLES = ("anonymous", "member", "manager", "admin")
 CHECKS_LEFT_OUT = ("positive_data_acceptance",)

@@ -180,7 +180,9 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
         # environment variable) on every request: ~8 % of a liveness probe's CPU.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    # What routes and middleware read (typed by the dependency that reads each).
+    # What routes and middleware read (typed by the dependency that reads each); the whole
+    # container for tools and tests that inspect the running process.
+    app.state.container = container
     app.state.settings = settings
     app.state.identity_service = container.identity
     app.state.project_service = container.projects

@@ -40,7 +40,6 @@ def main() -> None:
     os.environ.setdefault("COOKIE_SECURE", "false")
     # No secret configured: one random secret for this process (tokens end with it).
     os.environ.setdefault("JWT_SECRET", secrets.token_urlsafe(48))
-    get_settings.cache_clear()
     settings = get_settings()
     upgrade(settings)
     created = asyncio.run(ensure_admin(settings))

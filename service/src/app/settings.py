@@ -7,7 +7,6 @@ Kubernetes ConfigMaps and the test harness all speak the same names.
 from __future__ import annotations
 
 from enum import StrEnum
-from functools import lru_cache
 from typing import Annotated, Literal
 
 from limits import parse_many
@@ -228,6 +227,6 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
 
-@lru_cache
 def get_settings() -> Settings:
+    """The settings from the environment, read when called (entry points call it once)."""
     return Settings()

@@ -122,7 +122,7 @@ async def test_readiness_names_the_failing_check(app: FastAPI, client: httpx.Asy
     async def database_down() -> None:
         raise ConnectionError("refused")
 
-    app.state.container.readiness_checks["db"] = database_down
+    app.state.container.readiness.checks["db"] = database_down
     response = await client.get("/health/ready")
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable", "checks": {"db": "error: ConnectionError"}}

@@ -57,7 +57,7 @@ async def test_exposition_passes_promtool_and_has_the_contracted_metrics(client:
 
 
 async def test_pool_gauge_counts_connections_held_right_now(app: FastAPI, client: httpx.AsyncClient) -> None:
-    engine = app.state.container.engine
+    engine = app.state.container.database.engine
     async with engine.connect(), engine.connect():
         held = samples((await client.get("/metrics")).text)["db_pool_connections_in_use"]
     assert held == [({}, 2.0)]
@@ -73,10 +73,8 @@ async def test_unknown_methods_collapse_into_one_label(client: httpx.AsyncClient
 
 
 async def test_pools_without_the_queue_api_report_nothing() -> None:
-    collector = DbPoolCollector()
-    assert list(collector.collect()) == []  # no engine yet (before startup)
     engine = create_async_engine("sqlite+aiosqlite:///:memory:", poolclass=StaticPool)
-    collector.engine = engine
+    collector = DbPoolCollector(engine)
     assert list(collector.collect()) == []
     await engine.dispose()
     registry = CollectorRegistry()

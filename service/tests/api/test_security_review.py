@@ -478,7 +478,7 @@ async def test_l8_a_flood_of_readiness_probes_runs_the_checks_once_per_second(sq
             checks += 1
             await asyncio.sleep(0.05)  # a dependency that takes a moment to answer
 
-        application.state.container.readiness_checks["counted"] = counted
+        application.state.container.readiness.checks["counted"] = counted
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             answers = await asyncio.gather(*(http.get("/health/ready") for _ in range(200)))

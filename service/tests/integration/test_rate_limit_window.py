@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 import redis as redis_sync
 from prometheus_client import CollectorRegistry
 
+from app.persistence.redis import PipelinedRedis
 from app.ratelimit.limiter import RateLimiter, RateLimitExceededError, RateLimitMetrics, RouteClass
 from service.tests.builders import make_settings
 from testsupport.servers import RedisServer, redis_server
@@ -26,25 +27,63 @@ def admin(own_redis: RedisServer) -> Iterator[redis_sync.Redis]:
         yield connection
 
 
-def limiter_for(redis_url: str, sqlite_url: str, read: str) -> tuple[RateLimiter, RateLimitMetrics]:
-    metrics = RateLimitMetrics(CollectorRegistry())
-    settings = make_settings(sqlite_url, redis_url=redis_url, rate_limit_enabled=True, rate_limit_read=read)
-    return RateLimiter(settings, metrics), metrics
+LimiterFactory = Callable[[str | None, str], tuple[RateLimiter, RateLimitMetrics]]
 
 
 @pytest.fixture
-async def closing() -> AsyncIterator[list[RateLimiter]]:
-    limiters: list[RateLimiter] = []
-    yield limiters
-    for limiter in limiters:
-        await limiter.close()
+async def clients() -> AsyncIterator[list[PipelinedRedis]]:
+    opened: list[PipelinedRedis] = []
+    yield opened
+    for client in opened:
+        await client.close()
+
+
+@pytest.fixture
+def limiter_for(sqlite_url: str, clients: list[PipelinedRedis]) -> LimiterFactory:
+    def build(redis_url: str | None, read: str) -> tuple[RateLimiter, RateLimitMetrics]:
+        metrics = RateLimitMetrics(CollectorRegistry())
+        settings = make_settings(
+            sqlite_url, redis_url=redis_url, rate_limit_enabled=True, rate_limit_read=read
+        )
+        client = PipelinedRedis(redis_url) if redis_url is not None else None
+        if client is not None:
+            clients.append(client)
+        return RateLimiter(settings, client, metrics), metrics
+
+    return build
+
+
+async def _outcomes(limiter: RateLimiter, hits: int) -> list[str]:
+    """Each hit's verdict: "ok", or the order of magnitude of its Retry-After."""
+    outcomes = []
+    for _ in range(hits):
+        try:
+            await limiter.check(RouteClass.READ, "user:same")
+        except RateLimitExceededError as refused:
+            wait = int((refused.headers or {})["Retry-After"])
+            outcomes.append("minute" if wait <= 60 else "hour")
+        else:
+            outcomes.append("ok")
+    return outcomes
+
+
+async def test_both_storages_count_the_same_sequence_identically(
+    own_redis: RedisServer, limiter_for: LimiterFactory
+) -> None:
+    # The hour limit first: a storage that counted it before refusing on the minute limit would
+    # fill the hour with refused hits, and the fourth refusal would say "an hour".
+    limits = "3/hour;2/minute"
+    shared, _ = limiter_for(own_redis.url, limits)
+    in_process, _ = limiter_for(None, limits)
+    expected = ["ok", "ok", "minute", "minute", "minute", "minute"]
+    assert await _outcomes(shared, 6) == expected
+    assert await _outcomes(in_process, 6) == expected
 
 
 async def test_a_refused_hit_counts_under_no_limit(
-    own_redis: RedisServer, admin: redis_sync.Redis, sqlite_url: str, closing: list[RateLimiter]
+    own_redis: RedisServer, admin: redis_sync.Redis, limiter_for: LimiterFactory
 ) -> None:
-    limiter, metrics = limiter_for(own_redis.url, sqlite_url, "3/minute;5/hour")
-    closing.append(limiter)
+    limiter, metrics = limiter_for(own_redis.url, "3/minute;5/hour")
     for _ in range(3):
         await limiter.check(RouteClass.READ, "user:a")
     for _ in range(2):
@@ -62,10 +101,9 @@ async def test_a_refused_hit_counts_under_no_limit(
 
 
 async def test_retry_after_is_when_the_oldest_hit_leaves_the_window(
-    own_redis: RedisServer, sqlite_url: str, closing: list[RateLimiter]
+    own_redis: RedisServer, limiter_for: LimiterFactory
 ) -> None:
-    limiter, _ = limiter_for(own_redis.url, sqlite_url, "2/2 seconds")
-    closing.append(limiter)
+    limiter, _ = limiter_for(own_redis.url, "2/2 seconds")
     await limiter.check(RouteClass.READ, "ip:10.0.0.1")
     await limiter.check(RouteClass.READ, "ip:10.0.0.1")
     with pytest.raises(RateLimitExceededError) as refused:
@@ -76,10 +114,9 @@ async def test_retry_after_is_when_the_oldest_hit_leaves_the_window(
 
 
 async def test_the_script_is_loaded_again_after_redis_forgets_it(
-    own_redis: RedisServer, admin: redis_sync.Redis, sqlite_url: str, closing: list[RateLimiter]
+    own_redis: RedisServer, admin: redis_sync.Redis, limiter_for: LimiterFactory
 ) -> None:
-    limiter, metrics = limiter_for(own_redis.url, sqlite_url, "2/minute")
-    closing.append(limiter)
+    limiter, metrics = limiter_for(own_redis.url, "2/minute")
     await limiter.check(RouteClass.READ, "user:c")
     admin.script_flush()  # as after a Redis restart or failover
     await limiter.check(RouteClass.READ, "user:c")
@@ -89,10 +126,9 @@ async def test_the_script_is_loaded_again_after_redis_forgets_it(
 
 
 async def test_a_redis_error_reply_falls_back_to_process_limits(
-    own_redis: RedisServer, admin: redis_sync.Redis, sqlite_url: str, closing: list[RateLimiter]
+    own_redis: RedisServer, admin: redis_sync.Redis, limiter_for: LimiterFactory
 ) -> None:
-    limiter, metrics = limiter_for(own_redis.url, sqlite_url, "2/minute")
-    closing.append(limiter)
+    limiter, metrics = limiter_for(own_redis.url, "2/minute")
     admin.set("ratelimit:read:user:d:2 per 1 minute", "not a list")  # WRONGTYPE for the script
     await limiter.check(RouteClass.READ, "user:d")
     await limiter.check(RouteClass.READ, "user:d")

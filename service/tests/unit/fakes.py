@@ -5,15 +5,17 @@ from __future__ import annotations
 import copy
 import time
 import uuid
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
 from app.identity.application.ports import IssuedToken, VerifiedToken
 from app.identity.domain.models import User
 from app.kernel.events import DomainEvent
-from app.kernel.pagination import Cursor, Page, PageRequest
+from app.kernel.pagination import Cursor, PageRequest
 from app.kernel.principal import Principal, Role
 from app.projects.domain.models import Project, ProjectStatus
+from app.projects.presentation.schemas import PageMeta, ProjectPage, ProjectRead
 
 
 class FakeUserRepository:
@@ -50,26 +52,19 @@ class FakeUserRepository:
 class FakeProjectRepository:
     def __init__(self) -> None:
         self.rows: dict[uuid.UUID, Project] = {}
+        self.seen: Callable[[Project], None] = lambda _: None  # set by the unit of work
 
     async def add(self, project: Project) -> None:
         self.rows[project.id] = copy.copy(project)
+        self.seen(project)
 
     async def get(self, project_id: uuid.UUID) -> Project | None:
         project = self.rows.get(project_id)
-        return copy.copy(project) if project else None
-
-    async def list(
-        self, *, owner_id: uuid.UUID | None, status: ProjectStatus | None, page: PageRequest
-    ) -> Page[Project]:
-        rows = sorted(self.rows.values(), key=lambda p: (p.created_at, str(p.id)), reverse=True)
-        rows = [p for p in rows if owner_id is None or p.owner_id == owner_id]
-        rows = [p for p in rows if status is None or p.status is status]
-        if page.after:
-            key = (page.after.created_at, str(page.after.id))
-            rows = [p for p in rows if (p.created_at, str(p.id)) < key]
-        items = rows[: page.limit]
-        more = len(rows) > page.limit
-        return Page(items, page.limit, Cursor(items[-1].created_at, items[-1].id) if more else None)
+        if project is None:
+            return None
+        loaded = copy.copy(project)
+        self.seen(loaded)
+        return loaded
 
     async def save(self, project: Project) -> None:
         self.rows[project.id] = copy.copy(project)
@@ -85,16 +80,15 @@ class FakeUnitOfWork:
         self.users = FakeUserRepository()
         self.projects = FakeProjectRepository()
         self.commits = 0
-        self.read_only = False
         self.outbox: list[DomainEvent] = []
         self._tracked: list[Project] = []
 
-    def __call__(self, *, read_only: bool = False) -> Self:
-        self.read_only = read_only
+    def __call__(self) -> Self:
         return self
 
     async def __aenter__(self) -> Self:
         self._tracked = []
+        self.projects.seen = self._tracked.append  # as SqlUnitOfWork: what passes through is seen
         return self
 
     async def __aexit__(
@@ -102,15 +96,32 @@ class FakeUnitOfWork:
     ) -> None:
         self._tracked = []
 
-    def track(self, aggregate: Project) -> None:
-        self._tracked.append(aggregate)
-
     async def commit(self) -> None:
-        if self.read_only:
-            raise RuntimeError("commit() in a read-only unit of work")  # as SqlUnitOfWork
         self.commits += 1
         for aggregate in self._tracked:
             self.outbox.extend(aggregate.pull_events())
+
+
+class FakeProjectReader:
+    """The read model over the fake repository's rows, written by pydantic (the shape's owner)."""
+
+    def __init__(self, repository: FakeProjectRepository) -> None:
+        self._repository = repository
+
+    async def page_json(
+        self, *, owner_id: uuid.UUID | None, status: ProjectStatus | None, page: PageRequest
+    ) -> bytes:
+        rows = sorted(self._repository.rows.values(), key=lambda p: (p.created_at, str(p.id)), reverse=True)
+        rows = [p for p in rows if owner_id is None or p.owner_id == owner_id]
+        rows = [p for p in rows if status is None or p.status is status]
+        if page.after:
+            key = (page.after.created_at, str(page.after.id))
+            rows = [p for p in rows if (p.created_at, str(p.id)) < key]
+        items = rows[: page.limit]
+        cursor = Cursor(items[-1].created_at, items[-1].id).encode() if len(rows) > page.limit else None
+        meta = PageMeta(limit=page.limit, has_more=cursor is not None, next_cursor=cursor)
+        body = ProjectPage(data=[ProjectRead.model_validate(p) for p in items], meta=meta)
+        return body.model_dump_json(by_alias=True).encode()
 
 
 class FakeHasher:

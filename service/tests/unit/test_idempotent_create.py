@@ -20,7 +20,7 @@ from app.idempotency.port import (
 from app.projects.application.services import CreateProject, ProjectService
 from app.projects.domain.models import Project, ProjectType
 from service.tests.builders import a_principal
-from service.tests.unit.fakes import FakeUnitOfWork
+from service.tests.unit.fakes import FakeProjectReader, FakeUnitOfWork
 
 
 class FakeIdempotencyStore:
@@ -51,7 +51,7 @@ def request(key: str, request_hash: str = "h1") -> IdempotentRequest[Project]:
 
 
 async def test_first_call_creates_and_records_the_rendered_response(uow: FakeUnitOfWork) -> None:
-    service, owner = ProjectService(uow), a_principal()
+    service, owner = ProjectService(uow, FakeProjectReader(uow.projects)), a_principal()
     outcome = await service.create_idempotently(
         owner, CreateProject(name="Apollo", type=ProjectType.CLIENT), request("k")
     )
@@ -67,7 +67,7 @@ async def test_first_call_creates_and_records_the_rendered_response(uow: FakeUni
 
 
 async def test_a_replay_returns_the_record_and_commits_nothing(uow: FakeUnitOfWork) -> None:
-    service, owner = ProjectService(uow), a_principal()
+    service, owner = ProjectService(uow, FakeProjectReader(uow.projects)), a_principal()
     command = CreateProject(name="Apollo", type=ProjectType.CLIENT)
     first = await service.create_idempotently(owner, command, request("k"))
     again = await service.create_idempotently(owner, command, request("k"))
@@ -76,7 +76,7 @@ async def test_a_replay_returns_the_record_and_commits_nothing(uow: FakeUnitOfWo
 
 
 async def test_another_request_under_the_same_key_is_refused(uow: FakeUnitOfWork) -> None:
-    service, owner = ProjectService(uow), a_principal()
+    service, owner = ProjectService(uow, FakeProjectReader(uow.projects)), a_principal()
     await service.create_idempotently(
         owner, CreateProject(name="Apollo", type=ProjectType.CLIENT), request("k")
     )

@@ -51,6 +51,8 @@ def test_production_like_environments_refuse_to_turn_rate_limits_off(environment
 
 
 def test_local_runs_without_a_secret_and_lists_come_from_commas(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DATABASE_URL", "JWT_SECRET", "ENVIRONMENT"):  # hermetic: not the machine's values
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CORS_ORIGINS", "https://a.example, https://b.example")
     settings = Settings()
     assert settings.jwt_secret is None

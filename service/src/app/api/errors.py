@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from app.kernel.clock import utcnow
 from app.kernel.errors import (
@@ -156,10 +156,22 @@ def _allowed_methods(request: Request) -> str:
     route whose path matched: OPTIONS /api/v1/projects said "Allow: POST" (found by fuzzing).
     """
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.path_regex.match(request.url.path) and route.methods:
+    for route in _plain_routes(request.app.router.routes):
+        if route.path_regex.match(request.url.path) and route.methods:
             methods |= route.methods
     return ", ".join(sorted(methods))
+
+
+def _plain_routes(routes: list[BaseRoute]) -> list[Route]:
+    """The routes, with those of included routers (FastAPI keeps each router as one entry,
+    included without a prefix of its own here) in their place."""
+    found: list[Route] = []
+    for route in routes:
+        if isinstance(route, Route):
+            found.append(route)
+        elif (included := getattr(route, "original_router", None)) is not None:
+            found += _plain_routes(included.routes)
+    return found
 
 
 async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:

@@ -4,9 +4,10 @@ Closed: calls go through; `failure_threshold` consecutive failures open it.
 Open: calls are refused without touching the dependency for `reset_seconds`.
 Half-open: one trial call is let through; success closes, failure re-opens.
 
-Written here rather than taken from a library: aiobreaker is unmaintained,
-pybreaker's async support is Tornado-only, purgatory pins an old redis-py
-(see shared notes). State is per process: each worker judges the dependency
+Written here rather than taken from a library: aiobreaker's last release is from 2021,
+pybreaker's native asyncio call (`acall`) is an open pull request (danielfm/pybreaker#103,
+#104) and its released async path needs Tornado, and purgatory brings shared-state
+backends that a per-process breaker does not need. State is per process: each worker judges the dependency
 from its own calls, which is what a breaker is for. The clock is injected
 (monotonic by default) so tests can move time without sleeping.
 """
