@@ -31,9 +31,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from kit import dashboards_gen, environments
+from kit import dashboards_gen, environments, render
 from kit.paths import ALERTS
 from kit.promql import (
     BUDGET_REMAINING,
@@ -803,24 +801,12 @@ def alert_names(spec: SloSpec) -> list[str]:
     return list(names)
 
 
-class _LiteralDumper(yaml.SafeDumper):
-    """Multi-line strings (PromQL) as YAML block literals: readable diffs and rule files."""
-
-
-def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_LiteralDumper.add_representer(str, _str_representer)
-
-
 def rules_document(spec: SloSpec, options: RenderOptions) -> dict[str, Any]:
     return {"groups": RuleBuilder(spec, options).groups()}
 
 
 def render_rules_yaml(spec: SloSpec, options: RenderOptions) -> str:
-    body = yaml.dump(rules_document(spec, options), Dumper=_LiteralDumper, sort_keys=False, width=120)
+    body = render.dump_yaml(rules_document(spec, options), width=120)
     scope = Scope.of(options.environment, options.namespace)
     return (
         HEADER

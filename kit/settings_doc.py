@@ -1,15 +1,17 @@
 """The settings table of docs/service.md, rendered from the Settings model so it cannot go stale.
 
 `python -m kit.settings_doc` rewrites the block between the markers in docs/service.md;
-a test fails when the committed table differs from the model.
+`--check` (and a test) fails when the committed table differs from the model.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 
 from app.core.settings import Settings
+from kit import render
 from kit.paths import ROOT, SERVICE
 
 SETTINGS_DOC = ROOT / "docs" / "service.md"
@@ -57,10 +59,12 @@ def render_doc(text: str) -> str:
     return f"{head}{BEGIN}\n{render_table()}\n{END}{tail}"
 
 
-def main() -> int:
-    SETTINGS_DOC.write_text(render_doc(SETTINGS_DOC.read_text()))
-    print(f"wrote the settings table in {SETTINGS_DOC.relative_to(ROOT)}")
-    return 0
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kit.settings_doc", description=__doc__.splitlines()[0])
+    render.add_check_flag(parser)
+    args = parser.parse_args(argv)
+    outputs = {SETTINGS_DOC: render_doc(SETTINGS_DOC.read_text())}
+    return render.check_or_write(outputs, check=args.check, remedy="make generate-settings-doc")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kit import alerts_gen, k8s_overlays, slo
+from kit import alerts_gen, k8s_overlays, render, slo
 from kit.k8s_checks import Obj, of_kind
 from kit.k8s_overlays import PLACEHOLDER_RULES, OverlayError
 from kit.paths import ROOT
@@ -21,7 +21,7 @@ DIGEST = "sha256:" + "ab" * 32
 
 
 def test_generated_overlays_are_fresh() -> None:
-    stale = k8s_overlays.stale_outputs(k8s_overlays.render_all())
+    stale = render.stale_outputs(k8s_overlays.render_all())
     assert [str(path.relative_to(ROOT)) for path in stale] == [], "run `make generate-k8s` and commit"
 
 
@@ -90,10 +90,10 @@ def test_a_rules_file_that_is_not_one_is_refused(tmp_path: Path) -> None:
 
 def test_check_mode_reports_a_stale_overlay(k8s_copy: Path) -> None:
     outputs = k8s_overlays.render_all(k8s_dir=k8s_copy)
-    assert k8s_overlays.stale_outputs(outputs) == []
+    assert render.stale_outputs(outputs) == []
     hand_edit = k8s_copy / "overlays" / "prod" / "env-settings.yaml"
     hand_edit.write_text(hand_edit.read_text().replace("minReplicas: 3", "minReplicas: 1"))
-    assert k8s_overlays.stale_outputs(outputs) == [hand_edit]
+    assert render.stale_outputs(outputs) == [hand_edit]
 
 
 def test_latest_is_refused_as_an_image_tag() -> None:
