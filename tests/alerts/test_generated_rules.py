@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -16,6 +15,7 @@ import yaml
 from kit import alerts_gen, environments, generate, render, slo
 from kit.paths import DASHBOARDS, ROOT, RUNBOOKS
 from kit.promql import selector_uses
+from testsupport.promtool import check_rules
 
 SPEC = slo.load()
 ENVIRONMENTS = alerts_gen.deployed_environments()
@@ -76,12 +76,7 @@ def test_every_deployed_environment_has_a_rule_file_and_ci_has_none() -> None:
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_promtool_accepts_the_rule_file(environment: str) -> None:
-    result = subprocess.run(
-        ["promtool", "check", "rules", str(alerts_gen.rules_file(SPEC, environment))],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = check_rules(alerts_gen.rules_file(SPEC, environment))
     assert result.returncode == 0, result.stdout + result.stderr
     count = sum(len(group["rules"]) for group in RULE_FILES[environment]["groups"])
     assert f"SUCCESS: {count} rules found" in result.stdout
@@ -267,7 +262,5 @@ def test_shortened_windows_keep_rule_names_and_scale_durations(tmp_path: Path) -
     assert page["for"] == "2s"
     path = tmp_path / "rules.yaml"
     path.write_text(alerts_gen.render_rules_yaml(SPEC, options))
-    assert (
-        subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, check=False).returncode
-        == 0
-    )
+    result = check_rules(path)
+    assert result.returncode == 0, result.stdout + result.stderr
