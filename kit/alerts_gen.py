@@ -31,9 +31,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from kit import dashboards_gen, environments
+from kit import dashboards_gen, environments, render
 from kit.paths import ALERTS
 from kit.promql import (
     BUDGET_REMAINING,
@@ -369,21 +367,45 @@ class RuleBuilder:
         api_total = f"sum by ({BY}) (rate(http_requests_total{{{q.api}}}[{five_minutes}]))"
         api_5xx = f'sum by ({BY}) (rate(http_requests_total{{{q.api}, status=~"5.."}}[{five_minutes}]))'
         deployment = f'{q.kube_state}, deployment="{sel.api_deployment}"'
-        return [
+        # The same alert for each job: no healthy target (or, in one namespace, no series at all).
+        api_absent, worker_absent = (
             Alert(
-                name="ApiAbsent",
-                expr=f"sum by ({BY}) (up{{{q.api}}}) == 0{self.absent(f'up{{{q.api}}}')}",
-                severity="critical",
-                for_seconds=300,
-                summary="No API target is up: the service is down or invisible to monitoring.",
+                name=name,
+                expr=f"sum by ({BY}) (up{{{selector}}}) == 0{self.absent(f'up{{{selector}}}')}",
+                severity=severity,
+                for_seconds=minutes * 60,
+                summary=summary,
                 description=(
-                    "Prometheus has had no healthy {{ $labels.job }} target in {{ $labels.namespace }} for "
-                    "5 minutes. The SLO alerts are blind while this fires: treat it as an outage until "
-                    "shown otherwise."
+                    "Prometheus has had no healthy {{ $labels.job }} target in {{ $labels.namespace }} "
+                    f"for {minutes} minutes{consequence}"
                 ),
                 panel="saturation-targets-up",
-                labels={"job": sel.api_job},
-            ),
+                labels={"job": job},
+            )
+            for name, selector, job, severity, minutes, summary, consequence in (
+                (
+                    "ApiAbsent",
+                    q.api,
+                    sel.api_job,
+                    "critical",
+                    5,
+                    "No API target is up: the service is down or invisible to monitoring.",
+                    ". The SLO alerts are blind while this fires: "
+                    "treat it as an outage until shown otherwise.",
+                ),
+                (
+                    "WorkerAbsent",
+                    q.worker,
+                    sel.worker_job,
+                    "warning",
+                    10,
+                    "No outbox worker target is up: notifications are not being delivered.",
+                    "; project notifications queue up in the outbox until a worker runs again.",
+                ),
+            )
+        )
+        return [
+            api_absent,
             Alert(
                 name="ApiNoAvailableReplicas",
                 expr=(
@@ -403,19 +425,7 @@ class RuleBuilder:
                 ),
                 panel="saturation-pods-ready",
             ),
-            Alert(
-                name="WorkerAbsent",
-                expr=f"sum by ({BY}) (up{{{q.worker}}}) == 0{self.absent(f'up{{{q.worker}}}')}",
-                severity="warning",
-                for_seconds=600,
-                summary="No outbox worker target is up: notifications are not being delivered.",
-                description=(
-                    "Prometheus has had no healthy {{ $labels.job }} target in {{ $labels.namespace }} for "
-                    "10 minutes; project notifications queue up in the outbox until a worker runs again."
-                ),
-                panel="saturation-targets-up",
-                labels={"job": sel.worker_job},
-            ),
+            worker_absent,
             Alert(
                 name="TargetDown",
                 expr=(
@@ -803,24 +813,12 @@ def alert_names(spec: SloSpec) -> list[str]:
     return list(names)
 
 
-class _LiteralDumper(yaml.SafeDumper):
-    """Multi-line strings (PromQL) as YAML block literals: readable diffs and rule files."""
-
-
-def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_LiteralDumper.add_representer(str, _str_representer)
-
-
 def rules_document(spec: SloSpec, options: RenderOptions) -> dict[str, Any]:
     return {"groups": RuleBuilder(spec, options).groups()}
 
 
 def render_rules_yaml(spec: SloSpec, options: RenderOptions) -> str:
-    body = yaml.dump(rules_document(spec, options), Dumper=_LiteralDumper, sort_keys=False, width=120)
+    body = render.dump_yaml(rules_document(spec, options), width=120)
     scope = Scope.of(options.environment, options.namespace)
     return (
         HEADER

@@ -1,7 +1,7 @@
 """checkov's Kubernetes checks, run from an isolated tool environment.
 
-checkov pins `packaging<24` and `python-dateutil<3`, which clash with the project's lock
-(shared notes: toolchain.md), so it lives in `.venv-checkov`, installed from the hashed lock
+checkov pins `packaging<24` and `python-dateutil<3`, which clash with the project's lock,
+so it lives in `.venv-checkov`, installed from the hashed lock
 tools/checkov.requirements.txt (compiled from tools/checkov.in). `ensure_checkov()` creates or
 refreshes that environment when the lock changes; `make checkov-env` and the tests call it.
 
@@ -29,7 +29,7 @@ _STAMP = TOOL_ENV / ".requirements.sha256"
 
 # Checks that do not apply to this kit, each with the reason. Everything else must pass.
 SKIPPED_CHECKS = {
-    # IfNotPresent is right for immutable version tags and digests (the policy test forbids
+    # IfNotPresent is right for immutable version tags and digests (CKV_K8S_14 refuses
     # `latest`): Always would make every pod restart depend on the registry being reachable.
     "CKV_K8S_15": "Image Pull Policy should be Always",
     # The app reads its settings from environment variables (pydantic-settings). Each secret
@@ -100,7 +100,7 @@ def scan(directory: Path) -> list[Finding]:
         "--skip-check",
         ",".join(SKIPPED_CHECKS),
     ]
-    # Offline: no lookups of Bridgecrew's guideline mapping (toolchain.md).
+    # Offline: no lookups of Bridgecrew's guideline mapping.
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=300)  # noqa: S603
     if result.returncode not in (0, 1) or not result.stdout.strip():

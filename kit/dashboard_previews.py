@@ -55,7 +55,7 @@ FAULT_RATIO = "0.3"  # of the faulty pod's /api requests; it gets half the traff
 USERS = 8
 MAX_IN_FLIGHT = 96
 
-# The main panels, by the explicit ids dashboards_gen gives them (ids never change meaning).
+# The main panels, by their explicit ids in kit/dashboards/ (ids never change meaning).
 PANELS: tuple[tuple[str, int], ...] = (
     ("reference-service-slo", 4),  # Availability SLI (1h) vs objective
     ("reference-service-slo", 5),  # Availability burn rate per window

@@ -13,18 +13,13 @@ A bad spec prints one line (``error: <key>: <problem>``) and exits 2.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from kit import alerts_gen, dashboards_gen, slo
+from kit import alerts_gen, dashboards_gen, render, slo
 from kit.paths import ROOT
 
 TARGETS_FILE = ROOT / "loadtests" / "targets.json"
-
-
-def render_json(document: object) -> str:
-    return json.dumps(document, indent=2, sort_keys=False) + "\n"
 
 
 def render_all(spec: slo.SloSpec, environment: str | None = None, out: Path | None = None) -> dict[Path, str]:
@@ -45,24 +40,16 @@ def render_all(spec: slo.SloSpec, environment: str | None = None, out: Path | No
             )
             for env in alerts_gen.deployed_environments()
         }
-        outputs[TARGETS_FILE] = render_json(slo.load_targets_document(spec))
+        outputs[TARGETS_FILE] = render.dump_json(slo.load_targets_document(spec))
     for uid, document in dashboards_gen.render_dashboards(spec, chosen).items():
-        outputs[(out or dashboards_gen.DASHBOARDS_DIR) / f"{uid}.json"] = render_json(document)
+        outputs[(out or dashboards_gen.DASHBOARDS_DIR) / f"{uid}.json"] = render.dump_json(document)
     return outputs
-
-
-def stale_outputs(outputs: dict[Path, str]) -> list[Path]:
-    return [path for path, text in outputs.items() if not path.exists() or path.read_text() != text]
-
-
-def _shown(path: Path) -> Path:
-    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kit.generate", description=__doc__.splitlines()[0])
     parser.add_argument("--spec", type=Path, default=slo.SPEC_FILE, help="SLO spec (default alerts/slo.yaml)")
-    parser.add_argument("--check", action="store_true", help="only report outputs that differ from the spec")
+    render.add_check_flag(parser)
     parser.add_argument(
         "--environment", help="objectives to render (default: the spec's alerting_environment)"
     )
@@ -78,16 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     except slo.SpecError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    stale = stale_outputs(outputs)
-    if args.check:
-        for path in stale:
-            print(f"stale: {_shown(path)} (run `make generate`)", file=sys.stderr)
-        return 1 if stale else 0
-    for path in stale:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(outputs[path])
-        print(f"wrote {_shown(path)}")
-    return 0
+    return render.check_or_write(outputs, check=args.check, remedy="make generate")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,15 @@ There is no cluster here, so each function takes the objects `kubectl kustomize`
 returns a list of readable violations ("Deployment/reference-service-api: ..."); an empty
 list means the check passed. tests/k8s runs them on every overlay, and on deliberately broken
 copies to prove that each one fails when it should.
+
+One engine per concern: what a scanner checks object by object is left to it. checkov
+(kit/checkov_scan.py, tests/k8s/test_k8s_checkov.py) owns pod security (root, privilege
+escalation, capabilities, seccomp, read-only root filesystem, host namespaces and ports),
+resource requests and limits, image tags and digests, liveness and readiness probes and the
+service-account token. These functions check what no scanner knows: how objects fit together
+(replicas, HPA and PDB floors; the shutdown budget against the app's settings; NetworkPolicy
+ports and the Gateway's route; settings, Secret and ServiceAccount references; quotas) and the
+kit's own contract (labels, namespace, the app's probe paths and timings, a writable /tmp).
 """
 
 from __future__ import annotations
@@ -73,7 +82,6 @@ LIVENESS_MIN_WINDOW_SECONDS = 30
 # Seconds the app needs after its drain bound to close pools and flush logs (see api/deployment.yaml).
 SHUTDOWN_MARGIN_SECONDS = 5
 POD_SECURITY_MODES = ("enforce", "audit", "warn")
-ALLOWED_VOLUME_TYPES = {"configMap", "emptyDir", "projected", "secret", "downwardAPI", "ephemeral"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
 # Pods that run to completion: no probes, no drain arithmetic (nothing routes traffic to them).
 RUN_TO_COMPLETION_KINDS = {"Job", "CronJob"}
@@ -290,63 +298,25 @@ def quantity(value: object) -> float:
     return float(match.group(1)) * _FACTORS[match.group(2)]
 
 
-def pod_security_violations(template: PodTemplate) -> list[str]:
-    """The `restricted` Pod Security Standard, plus read-only root filesystem."""
-    where, spec = template.where, template.spec
+def writable_tmp_violations(template: PodTemplate) -> list[str]:
+    """A read-only root filesystem (checkov CKV_K8S_22) needs an emptyDir at /tmp to write to."""
+    empty_dirs = {v["name"] for v in template.spec.get("volumes", []) if "emptyDir" in v}
     errors = []
-    pod_sc = spec.get("securityContext", {})
-    for forbidden in ("hostNetwork", "hostPID", "hostIPC"):
-        if spec.get(forbidden):
-            errors.append(f"{where}: {forbidden} is not allowed")
-    if pod_sc.get("runAsNonRoot") is not True:
-        errors.append(f"{where}: pod securityContext.runAsNonRoot must be true")
-    for field in ("runAsUser", "runAsGroup"):
-        value = pod_sc.get(field)
-        if not isinstance(value, int) or value == 0:
-            errors.append(
-                f"{where}: pod securityContext.{field} must be a numeric non-root id, got {value!r}"
-            )
-    if pod_sc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
-        errors.append(f"{where}: pod securityContext.seccompProfile.type must be RuntimeDefault")
-    for volume in spec.get("volumes", []):
-        kinds = set(volume) - {"name"}
-        if not kinds <= ALLOWED_VOLUME_TYPES:
-            errors.append(f"{where}: volume {volume['name']!r} of type {sorted(kinds)} is not allowed")
     for role, container in template.containers():
-        cwhere = f"{where} {role} {container['name']!r}"
-        sc = container.get("securityContext", {})
-        if sc.get("privileged"):
-            errors.append(f"{cwhere}: privileged is not allowed")
-        if sc.get("allowPrivilegeEscalation") is not False:
-            errors.append(f"{cwhere}: securityContext.allowPrivilegeEscalation must be false")
-        if sc.get("readOnlyRootFilesystem") is not True:
-            errors.append(f"{cwhere}: securityContext.readOnlyRootFilesystem must be true")
-        if sc.get("runAsNonRoot") is not True:
-            errors.append(f"{cwhere}: securityContext.runAsNonRoot must be true")
-        if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
-            errors.append(f"{cwhere}: runs as root (runAsUser 0)")
-        if sc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
-            errors.append(f"{cwhere}: securityContext.seccompProfile.type must be RuntimeDefault")
-        capabilities = sc.get("capabilities", {})
-        if "ALL" not in capabilities.get("drop", []):
-            errors.append(f"{cwhere}: securityContext.capabilities.drop must contain ALL")
-        if capabilities.get("add"):
-            errors.append(f"{cwhere}: capabilities.add {capabilities['add']} is not allowed")
-        if any("hostPort" in port for port in container.get("ports", [])):
-            errors.append(f"{cwhere}: hostPort is not allowed")
         mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
-        empty_dirs = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
         if mounts.get("/tmp") not in empty_dirs:  # noqa: S108 - a mount path in a pod spec
-            errors.append(f"{cwhere}: needs an emptyDir mounted at /tmp (the root filesystem is read-only)")
+            errors.append(
+                f"{template.where} {role} {container['name']!r}: needs an emptyDir mounted at /tmp "
+                "(the root filesystem is read-only)"
+            )
     return errors
 
 
 def container_violations(template: PodTemplate, objects: list[Obj], image_repository: str) -> list[str]:
-    """Resources, pinned images, probes, service account, settings references."""
+    """References the cluster must resolve (ServiceAccount, ConfigMaps, Secret keys, the overlay's
+    image repository) and the probe and drain contract with the app."""
     where, spec = template.where, template.spec
     errors = []
-    if spec.get("automountServiceAccountToken") is not False:
-        errors.append(f"{where}: automountServiceAccountToken must be false")
     account = spec.get("serviceAccountName")
     if not account or account == "default":
         errors.append(f"{where}: needs its own serviceAccountName")
@@ -354,8 +324,11 @@ def container_violations(template: PodTemplate, objects: list[Obj], image_reposi
         errors.append(f"{where}: ServiceAccount {account!r} is not part of the overlay")
     for role, container in template.containers():
         cwhere = f"{where} {role} {container['name']!r}"
-        errors.extend(_resource_violations(cwhere, container.get("resources", {})))
-        errors.extend(_image_violations(cwhere, container.get("image", ""), image_repository))
+        image = container.get("image", "")
+        if _repository(image) != image_repository:
+            errors.append(
+                f"{cwhere}: image {image!r} is not from {image_repository} (overlay `images:` missing?)"
+            )
         errors.extend(_settings_violations(cwhere, container, objects))
     if template.owner.get("kind") not in RUN_TO_COMPLETION_KINDS:
         for _, container in template.containers(include_init=False):
@@ -363,41 +336,10 @@ def container_violations(template: PodTemplate, objects: list[Obj], image_reposi
     return errors
 
 
-def _resource_violations(where: str, resources: Obj) -> list[str]:
-    errors = []
-    for section in ("requests", "limits"):
-        for resource in ("cpu", "memory"):
-            if resource not in resources.get(section, {}):
-                errors.append(f"{where}: resources.{section}.{resource} is missing")
-    for resource in ("cpu", "memory"):
-        request = resources.get("requests", {}).get(resource)
-        limit = resources.get("limits", {}).get(resource)
-        if request is not None and limit is not None and quantity(request) > quantity(limit):
-            errors.append(f"{where}: {resource} request {request} exceeds its limit {limit}")
-    return errors
-
-
-def image_tag(image: str) -> tuple[str, str | None, str | None]:
-    """(repository, tag, digest) of an image reference."""
-    name, _, digest = image.partition("@")
-    repository, tag = name, None
-    if ":" in name.rsplit("/", 1)[-1]:
-        repository, tag = name.rsplit(":", 1)
-    return repository, tag, digest or None
-
-
-def _image_violations(where: str, image: str, image_repository: str) -> list[str]:
-    repository, tag, digest = image_tag(image)
-    errors = []
-    if repository != image_repository:
-        errors.append(f"{where}: image {image!r} is not from {image_repository} (overlay `images:` missing?)")
-    if tag in (None, "latest") and digest is None:
-        errors.append(f"{where}: image {image!r} must be pinned to a version tag or digest, never latest")
-    if tag == "latest":
-        errors.append(f"{where}: image {image!r} uses the mutable tag `latest`")
-    if digest is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
-        errors.append(f"{where}: image digest {digest!r} is not a sha256 digest")
-    return errors
+def _repository(image: str) -> str:
+    """The repository of `<repository>[:<tag>][@<digest>]` (a registry's port is not a tag)."""
+    name = image.partition("@")[0]
+    return name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
 
 
 def _settings_violations(where: str, container: Obj, objects: list[Obj]) -> list[str]:
@@ -418,16 +360,14 @@ def _settings_violations(where: str, container: Obj, objects: list[Obj]) -> list
 
 
 def _probe_violations(where: str, container: Obj) -> list[str]:
+    """The app's probe contract; that liveness and readiness probes exist is checkov's (CKV_K8S_8/9)."""
     errors = []
     port_names = {p.get("name") for p in container.get("ports", [])}
     serves_http = "http" in port_names
-    required = ["startupProbe", "livenessProbe", "readinessProbe"]
-    for probe_name in required:
-        probe = container.get(probe_name)
-        if probe is None:
-            errors.append(f"{where}: {probe_name} is missing")
-            continue
-        port = probe.get("httpGet", {}).get("port")
+    if "startupProbe" not in container:
+        errors.append(f"{where}: startupProbe is missing")
+    for probe_name in ("startupProbe", "livenessProbe", "readinessProbe"):
+        port = container.get(probe_name, {}).get("httpGet", {}).get("port")
         if isinstance(port, str) and port not in port_names:
             errors.append(f"{where}: {probe_name} uses port {port!r}, which the container does not declare")
     if serves_http:
@@ -1024,7 +964,7 @@ def policy_violations(objects: list[Obj], expected: Expectations) -> list[str]:
     errors = namespace_violations(objects, expected.namespace)
     errors += label_violations(objects, expected.image_tag)
     for template in pod_templates(objects):
-        errors += pod_security_violations(template)
+        errors += writable_tmp_violations(template)
         errors += container_violations(template, objects, expected.image_repository)
     errors += availability_violations(objects, expected.min_zones)
     errors += shutdown_violations(objects)

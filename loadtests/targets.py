@@ -1,8 +1,9 @@
 """Read the load-test targets that the SLO spec generates (``loadtests/targets.json``).
 
 The numbers are owned by the SLO spec (``alerts/slo.yaml`` -> ``kit/slo.py``); this module only
-reads them, through a strict schema (unknown keys are refused, every error names its key path),
-so the gate, the alert rules and the dashboards cannot drift apart.
+reads them, through a strict schema: exactly the shape kit/slo.py writes (every key present,
+unknown keys refused, every error naming its key path), so the gate, the alert rules and the
+dashboards cannot drift apart.
 
 What the gate uses per environment: the availability and latency objectives (the verdict) and
 per endpoint class its latency threshold (what "slow" means) and whether it is in the SLO. The
@@ -23,6 +24,7 @@ from kit.paths import LOADTESTS
 
 TARGETS_FILE = LOADTESTS / "targets.json"
 
+METHOD = "GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS"
 Objective = Annotated[float, Field(gt=0, lt=1)]
 NonNegative = Annotated[float, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
@@ -42,28 +44,28 @@ class Endpoint(_Strict):
 
 
 class ClassTarget(_Strict):
-    """One endpoint class in one environment (``None`` = no such reference)."""
+    """One endpoint class in one environment (``None`` = no such reference); no key is optional."""
 
-    endpoints: tuple[Endpoint, ...] = ()
-    in_slo: bool = True
+    endpoints: tuple[Endpoint, ...]
+    in_slo: bool
     latency_threshold_ms: Positive
-    p95_ms: NonNegative | None = None  # regression signal, reported
-    p99_ms: NonNegative | None = None  # informational
-    max_error_ratio: Annotated[float, Field(ge=0, le=1)] | None = None  # = 1 - availability_objective
-    min_throughput_rps: NonNegative | None = None  # sets the offered rate; reported
+    p95_ms: NonNegative | None  # regression signal, reported
+    p99_ms: NonNegative | None  # informational
+    max_error_ratio: Annotated[float, Field(ge=0, le=1)]  # = 1 - availability_objective
+    min_throughput_rps: NonNegative | None  # sets the offered rate; reported
 
 
 class EnvironmentDocument(_Strict):
     availability_objective: Objective
     latency_objective: Objective
-    min_throughput_rps: NonNegative | None = None
+    min_throughput_rps: NonNegative | None
     classes: dict[str, ClassTarget]
 
     @model_validator(mode="after")
     def _error_ratio_is_the_budget(self) -> EnvironmentDocument:
         budget = 1 - self.availability_objective
         for name, target in self.classes.items():
-            if target.max_error_ratio is not None and abs(target.max_error_ratio - budget) > 1e-6:
+            if abs(target.max_error_ratio - budget) > 1e-6:
                 raise ValueError(
                     f"classes.{name}.max_error_ratio {target.max_error_ratio:g} is not the availability "
                     f"budget 1 - {self.availability_objective:g}"
@@ -76,7 +78,8 @@ class TargetsDocument(_Strict):
     source: str
     alerting_environment: str
     page_burn_rates: Annotated[tuple[Annotated[float, Field(gt=1)], ...], Field(min_length=1)]
-    routes: dict[Annotated[str, Field(pattern=r"^([A-Z]+ )?/")], str]
+    # "METHOD /route/template" -> endpoint class: a route is always named with its method.
+    routes: dict[Annotated[str, Field(pattern=rf"^({METHOD}) /")], str]
     environments: dict[str, EnvironmentDocument]
 
     @property
@@ -122,7 +125,7 @@ class EnvironmentTargets:
 
     def class_of(self, method: str, route: str) -> str | None:
         """Endpoint class of a request (``method`` + route template); ``None`` when unmapped."""
-        return self.routes.get(f"{method.upper()} {route}") or self.routes.get(route)
+        return self.routes.get(f"{method.upper()} {route}")
 
     def target_for(self, method: str, route: str) -> tuple[str | None, ClassTarget | None]:
         name = self.class_of(method, route)
@@ -131,7 +134,8 @@ class EnvironmentTargets:
 
 def _first_error(error: ValidationError) -> str:
     first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"])
+    # A refused mapping key shows up as an extra "[key]" step after the key itself.
+    where = ".".join(str(part) for part in first["loc"] if part != "[key]")
     message = first["msg"].removeprefix("Value error, ")
     more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
     return f"{where}: {message}{more}" if where else f"{message}{more}"

@@ -375,8 +375,7 @@ FIGURES: list[Figures] = []
 
 
 def report(figures: Figures) -> None:
-    """Print the scenario's line now and keep it for the table at the end of the run."""
-    print("\n" + figures.line())
+    """Keep the scenario's figures for the table at the end of the run (tests/chaos/conftest.py)."""
     FIGURES.append(figures)
 
 

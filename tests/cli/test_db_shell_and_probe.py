@@ -31,9 +31,7 @@ def _selecting(objects: list[Obj], labels: dict[str, str]) -> list[Obj]:
 
 
 @pytest.mark.parametrize("write", [False, True])
-def test_db_shell_pod_is_restricted_and_reaches_only_dns_and_postgres(
-    kit: Callable[..., Result], write: bool
-) -> None:
+def test_db_shell_pod_reaches_only_dns_and_postgres(kit: Callable[..., Result], write: bool) -> None:
     args = ["db-shell", "--env", "staging", "--print", "--json"] + (["--write"] if write else [])
     result = kit(*args)
     assert result.code == 0, result.err
@@ -45,7 +43,7 @@ def test_db_shell_pod_is_restricted_and_reaches_only_dns_and_postgres(
         "spec": {"template": {"metadata": pod["metadata"], "spec": pod["spec"]}},
     }
     template = k8s_checks.pod_templates([owner])[0]
-    assert k8s_checks.pod_security_violations(template) == []
+    assert k8s_checks.writable_tmp_violations(template) == []  # pod security: test_k8s_checkov.py
     env = {v["name"]: v for v in pod["spec"]["containers"][0]["env"]}
     assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
         "name": "reference-service-secrets",
@@ -71,13 +69,13 @@ def test_db_shell_recipe_for_humans(kit: Callable[..., Result]) -> None:
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
-def test_probe_cronjob_runs_kit_smoke_restricted_with_its_own_networkpolicy(env: str) -> None:
+def test_probe_cronjob_runs_kit_smoke_with_its_own_networkpolicy(env: str) -> None:
     objects = rendered(env)
     cronjob = k8s_checks.find(objects, "CronJob", PROBE)
     assert cronjob is not None
     assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
     template = k8s_checks.pod_templates([cronjob])[0]
-    assert k8s_checks.pod_security_violations(template) == []
+    assert k8s_checks.writable_tmp_violations(template) == []  # pod security: test_k8s_checkov.py
     container = template.spec["containers"][0]
     api = k8s_checks.find(objects, "Deployment", "reference-service-api")
     assert api is not None

@@ -4,12 +4,12 @@ plus the kit's own conventions, over the committed dashboards/*.json."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kit import dashboards_gen, slo
+from kit.dashboards.model import Board, Panel, Row
 from kit.paths import DASHBOARDS
 from kit.promql import selector_uses
 
@@ -99,8 +99,8 @@ def test_panel_has_title_description_unit_datasource_and_targets(uid: str, panel
         assert panel["options"]["legend"]["showLegend"] is True
 
 
-@pytest.mark.parametrize(("uid", "panel", "target"), TARGETS, ids=_ids(TARGETS))
-def test_target_promql(uid: str, panel: dict[str, Any], target: dict[str, Any]) -> None:
+def check_target(target: dict[str, Any]) -> None:
+    """One query against the linter's PromQL rules and the kit's selector conventions."""
     expr = dashboards_gen.concrete_query(target["expr"], rate_interval=f"{RATE_SENTINEL_SECONDS}s")
     uses = selector_uses(expr)  # target-promql: raises when it does not parse
     assert uses
@@ -115,6 +115,11 @@ def test_target_promql(uid: str, panel: dict[str, Any], target: dict[str, Any]) 
         assert use.matchers.get("namespace") == ".+" and 'namespace=~"$namespace"' in raw_uses
         job = use.matchers.get("job")
         assert job == ".+" or job in INFRA_JOBS, f'{use.name}: select job=~"$job" (or an infra job)'
+
+
+@pytest.mark.parametrize(("uid", "panel", "target"), TARGETS, ids=_ids(TARGETS))
+def test_target_promql(uid: str, panel: dict[str, Any], target: dict[str, Any]) -> None:
+    check_target(target)
 
 
 def _panel(uid: str, anchor: str) -> dict[str, Any]:
@@ -223,7 +228,7 @@ def test_panel_anchor_ids_are_stable() -> None:
     assert links["saturation-outbox-poll"] == ("reference-service-saturation", 22)
 
 
-def test_lint_catches_a_broken_dashboard(tmp_path: Path) -> None:
+def test_lint_catches_a_broken_dashboard() -> None:
     """The checks above are not vacuous: a hand-broken query fails them."""
     broken = json.loads(FILES[0].read_text())
     target = next(
@@ -231,6 +236,20 @@ def test_lint_catches_a_broken_dashboard(tmp_path: Path) -> None:
     )
     target["expr"] = target["expr"].replace("$__rate_interval", "5m")
     with pytest.raises(AssertionError, match="use \\$__rate_interval"):
-        test_target_promql(broken["uid"], {"title": "x"}, target)
+        check_target(target)
     with pytest.raises(ValueError):  # noqa: PT011 - promql_parser raises a bare ValueError
         selector_uses("sum(rate(http_requests_total[5m])")
+
+
+def test_a_board_refuses_a_reused_panel_id_or_anchor() -> None:
+    """Ids and anchors are links (alerts, runbooks, bookmarks): one may never stand for two panels."""
+
+    def panel(panel_id: int, anchor: str) -> Panel:
+        return Panel(panel_id, anchor, "t", "a description", "short", [("up", "{{job}}")])
+
+    with pytest.raises(ValueError, match=r"duplicate panel ids \[2\] on b"):
+        Board("b", "B", "d", [Row(1, "r", [panel(2, "x")]), Row(2, "s", [])])
+    with pytest.raises(ValueError, match="duplicate panel anchor 'x' on b"):
+        Board("b", "B", "d", [Row(1, "r", [panel(2, "x"), panel(3, "x")])])
+    with pytest.raises(ValueError, match="stat panel 'y' needs thresholds"):
+        Panel(4, "y", "t", "a description", "short", [("up", "")], kind="stat")

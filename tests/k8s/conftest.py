@@ -11,7 +11,7 @@ import pytest
 from kit import k8s_checks
 from kit.k8s_checks import Obj
 from kit.paths import K8S
-from tests.k8s.support import OVERLAYS
+from tests.k8s.support import OVERLAYS, replace_once
 
 
 @pytest.fixture(scope="session")
@@ -30,14 +30,8 @@ def k8s_copy(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def edit() -> Callable[[Path, str, str], None]:
-    """Replace one exact snippet in a file, failing loudly when the snippet is not there."""
-
-    def replace(path: Path, old: str, new: str) -> None:
-        text = path.read_text()
-        assert old in text, f"{old!r} not found in {path}"
-        path.write_text(text.replace(old, new, 1))
-
-    return replace
+    """Replace one exact snippet in a file (tests.k8s.support.replace_once)."""
+    return replace_once
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kit import environments
 from kit.environments import Edge
 from kit.k8s_checks import Expectations
@@ -30,3 +32,10 @@ def expectations(
         edge_peer=EDGE.proxy_peer,
         min_zones=env.min_zones,
     )
+
+
+def replace_once(path: Path, old: str, new: str) -> None:
+    """Replace one exact snippet in a file, failing loudly when the snippet is not there."""
+    text = path.read_text()
+    assert old in text, f"{old!r} not found in {path}"
+    path.write_text(text.replace(old, new, 1))

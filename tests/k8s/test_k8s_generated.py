@@ -3,25 +3,24 @@ also carries the preview rule set), and it passes promtool."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from kit import alerts_gen, k8s_overlays, slo
+from kit import alerts_gen, k8s_overlays, render, slo
 from kit.k8s_checks import Obj, of_kind
 from kit.k8s_overlays import PLACEHOLDER_RULES, OverlayError
 from kit.paths import ROOT
 from tests.k8s.support import CONFIG
+from testsupport.promtool import check_rules
 
 IMAGE = CONFIG.image_repository
 DIGEST = "sha256:" + "ab" * 32
 
 
 def test_generated_overlays_are_fresh() -> None:
-    stale = k8s_overlays.stale_outputs(k8s_overlays.render_all())
+    stale = render.stale_outputs(k8s_overlays.render_all())
     assert [str(path.relative_to(ROOT)) for path in stale] == [], "run `make generate-k8s` and commit"
 
 
@@ -60,25 +59,20 @@ def test_prometheus_rule_is_what_alerts_generates(rendered: dict[str, list[Obj]]
 def test_prometheus_rule_passes_promtool(
     rendered: dict[str, list[Obj]], tmp_path: Path, overlay: str
 ) -> None:
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool comes with the Debian package prometheus (make system-deps)"
     for rule in of_kind(rendered[overlay], "PrometheusRule"):
         rules_file = tmp_path / "rules.yaml"
         rules_file.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
-        result = subprocess.run([promtool, "check", "rules", str(rules_file)], capture_output=True, text=True)
+        result = check_rules(rules_file)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "SUCCESS" in result.stdout
 
 
 def test_promtool_rejects_a_broken_rule(tmp_path: Path) -> None:
     """The promtool step above is able to fail."""
-    promtool = shutil.which("promtool")
-    assert promtool
     rules_file = tmp_path / "rules.yaml"
     broken = {"groups": [{"name": "g", "rules": [{"alert": "Broken", "expr": "sum(rate(x[5m]) by"}]}]}
     rules_file.write_text(yaml.safe_dump(broken))
-    result = subprocess.run([promtool, "check", "rules", str(rules_file)], capture_output=True, text=True)
-    assert result.returncode != 0
+    assert check_rules(rules_file).returncode != 0
 
 
 def test_a_rules_file_that_is_not_one_is_refused(tmp_path: Path) -> None:
@@ -90,10 +84,10 @@ def test_a_rules_file_that_is_not_one_is_refused(tmp_path: Path) -> None:
 
 def test_check_mode_reports_a_stale_overlay(k8s_copy: Path) -> None:
     outputs = k8s_overlays.render_all(k8s_dir=k8s_copy)
-    assert k8s_overlays.stale_outputs(outputs) == []
+    assert render.stale_outputs(outputs) == []
     hand_edit = k8s_copy / "overlays" / "prod" / "env-settings.yaml"
     hand_edit.write_text(hand_edit.read_text().replace("minReplicas: 3", "minReplicas: 1"))
-    assert k8s_overlays.stale_outputs(outputs) == [hand_edit]
+    assert render.stale_outputs(outputs) == [hand_edit]
 
 
 def test_latest_is_refused_as_an_image_tag() -> None:

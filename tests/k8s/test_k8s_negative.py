@@ -1,4 +1,7 @@
-"""Deliberately broken copies of k8s/ make the checks fail, each with a message that says why."""
+"""Deliberately broken copies of k8s/ make the checks fail, each with a message that says why.
+
+Pod security, resources, image tags and probes are checkov's: their breakages are in
+test_k8s_checkov.py, with the finding checkov prints."""
 
 from __future__ import annotations
 
@@ -20,28 +23,6 @@ POLICIES = "base/networkpolicies.yaml"
 # (what is broken, file under k8s/, exact text, replacement, message the checks must print)
 BREAKAGES = [
     (
-        "root user",
-        API,
-        "        runAsNonRoot: true\n        runAsUser: 10001\n",
-        "        runAsNonRoot: false\n        runAsUser: 0\n",
-        "pod securityContext.runAsUser must be a numeric non-root id, got 0",
-    ),
-    (
-        "missing readiness probe",
-        API,
-        "          readinessProbe:\n            httpGet: {path: /health/ready, port: http}\n",
-        "          readinessProbe_removed:\n            httpGet: {path: /health/ready, port: http}\n",
-        "container 'api': readinessProbe is missing",
-    ),
-    (
-        "missing liveness probe on the worker",
-        WORKER,
-        "          livenessProbe:\n",
-        "          livenessProbe_removed:\n",
-        "container 'worker': livenessProbe is missing",
-    ),
-    ("latest tag", RELEASE, "newTag: 0.1.0", "newTag: latest", "uses the mutable tag `latest`"),
-    (
         "image without the overlay's registry",
         RELEASE,
         "newName: ghcr.io/example/reference-service",
@@ -49,22 +30,18 @@ BREAKAGES = [
         "is not from ghcr.io/example/reference-service",
     ),
     (
-        "privilege escalation",
+        "no startup probe",
         API,
-        "            allowPrivilegeEscalation: false\n            readOnlyRootFilesystem: true\n"
-        "            capabilities:\n              drop: [ALL]\n",
-        "            allowPrivilegeEscalation: true\n            readOnlyRootFilesystem: true\n"
-        "            capabilities:\n              drop: [ALL]\n",
-        "initContainer 'migrate': securityContext.allowPrivilegeEscalation must be false",
+        "          startupProbe:\n",
+        "          startupProbe_removed:\n",
+        "container 'api': startupProbe is missing",
     ),
     (
-        "capabilities kept",
-        WORKER,
-        "              drop: [ALL]\n            seccompProfile:\n              type: RuntimeDefault\n"
-        "          volumeMounts:\n            - name: tmp\n              mountPath: /tmp\n      containers:",
-        "              drop: [NET_RAW]\n            seccompProfile:\n              type: RuntimeDefault\n"
-        "          volumeMounts:\n            - name: tmp\n              mountPath: /tmp\n      containers:",
-        "securityContext.capabilities.drop must contain ALL",
+        "read-only root filesystem with nowhere to write",
+        API,
+        "              mountPath: /tmp\n",
+        "              mountPath: /scratch\n",
+        "initContainer 'migrate': needs an emptyDir mounted at /tmp",
     ),
     (
         "grace period shorter than the drain",
@@ -88,13 +65,6 @@ BREAKAGES = [
         "SHUTDOWN_DELAY_SECONDS=15\n",
         "preStop 5s + shutdown delay 15s + drain 20s + margin 5s = 45s "
         "must be < terminationGracePeriodSeconds 35",
-    ),
-    (
-        "no limits",
-        API,
-        "            limits: {cpu: 500m, memory: 192Mi}\n",
-        "",
-        "initContainer 'migrate': resources.limits.memory is missing",
     ),
     (
         "rollout may drop capacity",

@@ -47,10 +47,10 @@ def test_the_committed_file_is_what_the_slo_spec_generates_and_the_schema_reads_
     assert ci.classes["read"].latency_threshold_ms == spec.endpoint_classes["read"].latency_threshold_ms
 
 
-def test_route_without_method_matches_any_method() -> None:
-    data = targets_document()
-    data["routes"]["/x"] = "read"
-    assert parse(data, "ci").class_of("DELETE", "/x") == "read"
+def test_routes_are_named_with_their_method_only() -> None:
+    targets = parse(targets_document(), "ci")
+    assert targets.class_of("get", "/api/v1/projects") == "read"
+    assert targets.class_of("DELETE", "/api/v1/projects") is None  # no route without its method
 
 
 def _with(change: dict[str, Any]) -> dict[str, Any]:
@@ -89,6 +89,18 @@ def _with(change: dict[str, Any]) -> dict[str, Any]:
         ({"page_burn_rates": [0.5]}, "page_burn_rates.0: Input should be greater than 1"),
         ({"schema_version": 2}, "schema_version: Input should be 1"),
         ({"routes": ["GET /x"]}, "routes: Input should be a valid dictionary"),
+        # One shape: the one kit/slo.py writes (a route names its method; no key is optional).
+        ({"routes./x": "read"}, "routes./x: String should match pattern"),
+        ({"routes.FETCH /x": "read"}, "routes.FETCH /x: String should match pattern"),
+        (
+            {"environments.ci.classes.read.endpoints": ...},
+            "environments.ci.classes.read.endpoints: Field required",
+        ),
+        (
+            {"environments.ci.classes.read.max_error_ratio": ...},
+            "environments.ci.classes.read.max_error_ratio: Field required",
+        ),
+        ({"environments.ci.min_throughput_rps": ...}, "environments.ci.min_throughput_rps: Field required"),
         ({"routes.GET /x": "nowhere"}, "routes name classes without targets in environments.ci: ['nowhere']"),
         (
             {"environments.ci.classes.read.max_error_ratio": 0.5},

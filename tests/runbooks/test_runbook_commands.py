@@ -145,7 +145,8 @@ def test_promql_metric_names_come_from_the_service(tmp_path: Path) -> None:
     assert found == ["metric http_request_total is exported by nothing the kit knows"]
 
 
-def test_the_db_shell_pod_passes_restricted_pod_security_and_its_network_policy() -> None:
+def test_the_db_shell_pod_has_a_writable_tmp_and_its_network_policy() -> None:
+    """Pod security is checkov's (tests/k8s/test_k8s_checkov.py scans runbooks/procedures)."""
     from kit import k8s_checks
 
     pod = next(
@@ -154,7 +155,7 @@ def test_the_db_shell_pod_passes_restricted_pod_security_and_its_network_policy(
         if o.get("kind") == "Pod" and o["metadata"]["name"] == "reference-service-db-shell"
     )
     template = k8s_checks.PodTemplate(pod, pod["spec"], pod["metadata"]["labels"])
-    assert k8s_checks.pod_security_violations(template) == []
+    assert k8s_checks.writable_tmp_violations(template) == []
     policies = [
         o for o in FACTS.objects
         if o.get("kind") == "NetworkPolicy"

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import httpx
 import pytest
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from app.observability.metrics import DbPoolCollector
 from app.settings import Settings
 from service.tests.builders import make_settings
-
-PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+from testsupport.promtool import check_metrics, samples
 
 
 @pytest.fixture
@@ -25,30 +20,10 @@ def settings(postgres_url: str) -> Settings:
     return make_settings(postgres_url, db_pool_size=4, db_max_overflow=2, version="9.8.7")
 
 
-def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
-    found: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            found.setdefault(sample.name, []).append((sample.labels, sample.value))
-    return found
-
-
 async def test_exposition_passes_promtool_and_has_the_contracted_metrics(client: httpx.AsyncClient) -> None:
     await client.get("/api/v1/projects")
     await client.get("/health/ready")
-    text = (await client.get("/metrics")).text
-    check = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
-    found = samples(text)
-    for name in (
-        "http_requests_total",
-        "http_request_duration_seconds_bucket",
-        "http_requests_in_progress",
-        "db_pool_connections_in_use",
-        "db_pool_connections_max",
-        "service_build_info",
-    ):
-        assert name in found, name
+    found = check_metrics((await client.get("/metrics")).text)
     assert found["service_build_info"] == [({"version": "9.8.7", "environment": "test"}, 1.0)]
     assert found["db_pool_connections_max"] == [({}, 6.0)]  # pool size 4 + overflow 2
     assert found["db_pool_connections_in_use"] == [({}, 0.0)]  # nothing holds a connection between requests

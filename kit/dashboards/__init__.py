@@ -1,0 +1,1 @@
+"""The Grafana boards as data (model.py), one module per board; kit/dashboards_gen.py renders them."""
