@@ -322,11 +322,12 @@ def _edge_routes(objects: list[Obj]) -> tuple[list[str], set[str]]:
 
 
 def _app_paths() -> list[re.Pattern[str]]:
+    from app.api.errors import plain_routes
     from app.main import create_app
     from app.settings import Settings
 
     app = create_app(Settings(environment="test", jwt_secret="x" * 40))
-    paths = [getattr(route, "path", "") for route in app.routes]
+    paths = [route.path for route in plain_routes(app.routes)]
     return [re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", p) + "$") for p in paths if p]
 
 

@@ -21,7 +21,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.exc import DBAPIError
 
 from app.migrate import MigrationError, alembic_config, downgrade, main, upgrade
-from app.settings import get_settings
 from service.tests.builders import DEFAULT_PASSWORD, make_settings, unique_email
 from service.tests.system.service_process import service_process
 from testsupport.app_process import smoke
@@ -88,11 +87,7 @@ def migrate_main(monkeypatch: pytest.MonkeyPatch, urls: RoleUrls, *args: str, **
     monkeypatch.setenv("MIGRATION_DATABASE_URL", urls.migrator)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    try:
-        return main(list(args))
-    finally:
-        get_settings.cache_clear()
+    return main(list(args))
 
 
 def columns(server: PostgresServer, database: str, table: str) -> set[str]:
@@ -199,11 +194,7 @@ def test_production_refuses_to_migrate_with_the_app_role(
     monkeypatch.setenv("ENVIRONMENT", "prod")
     monkeypatch.setenv("DATABASE_URL", database.app)
     monkeypatch.setenv("JWT_SECRET", "x" * 48 + "-not-a-known-weak-one")
-    get_settings.cache_clear()
-    try:
-        assert main([]) == 1
-    finally:
-        get_settings.cache_clear()
+    assert main([]) == 1
     assert "MIGRATION_DATABASE_URL is required when ENVIRONMENT=prod" in capsys.readouterr().err
 
 

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from app.outbox.queue import OutboxQueue
 from app.persistence.database import create_engine
-from app.settings import Settings, get_settings
+from app.settings import Settings
 from app.worker import main, serve
 from service.tests.worker.conftest import add_events, outbox_rows, worker_settings
 from testsupport.servers import free_port
@@ -26,12 +26,10 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """Settings come from the environment; main() also reconfigures logging: restore both."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    get_settings.cache_clear()
     monkeypatch.setenv("ENVIRONMENT", "test")
     monkeypatch.delenv("WEBHOOK_URL", raising=False)
     monkeypatch.delenv("WEBHOOK_SIGNING_SECRET", raising=False)
     yield monkeypatch
-    get_settings.cache_clear()
     root.handlers[:], root.level = handlers, level
 
 

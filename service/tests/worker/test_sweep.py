@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.idempotency.sweep import SWEEP_LOCK_ID, IdempotencySweeper
 from app.idempotency.tables import idempotency_keys
-from app.identity.infrastructure.unit_of_work import SqlIdentityUnitOfWork
+from app.identity.infrastructure.repository import SqlUserRepository
 from app.kernel.clock import utcnow
 from app.persistence.database import create_engine
 from app.settings import Settings
@@ -49,10 +49,8 @@ async def add_keys(engine: AsyncEngine, *, expired: int, live: int) -> set[str]:
         }
         for i in range(expired + live)
     ]
-    async with SqlIdentityUnitOfWork(engine) as uow:
-        await uow.users.add(user)
-        await uow.commit()
     async with engine.begin() as conn:
+        await SqlUserRepository(conn).add(user)
         await conn.execute(insert(idempotency_keys), rows)
     return {row["key"] for row in rows if row["key"].startswith("live")}
 

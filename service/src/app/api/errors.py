@@ -156,21 +156,21 @@ def _allowed_methods(request: Request) -> str:
     route whose path matched: OPTIONS /api/v1/projects said "Allow: POST" (found by fuzzing).
     """
     methods: set[str] = set()
-    for route in _plain_routes(request.app.router.routes):
+    for route in plain_routes(request.app.router.routes):
         if route.path_regex.match(request.url.path) and route.methods:
             methods |= route.methods
     return ", ".join(sorted(methods))
 
 
-def _plain_routes(routes: list[BaseRoute]) -> list[Route]:
-    """The routes, with those of included routers (FastAPI keeps each router as one entry,
+def plain_routes(routes: list[BaseRoute]) -> list[Route]:
+    """Every route, with those of included routers (FastAPI keeps each router as one entry,
     included without a prefix of its own here) in their place."""
     found: list[Route] = []
     for route in routes:
         if isinstance(route, Route):
             found.append(route)
         elif (included := getattr(route, "original_router", None)) is not None:
-            found += _plain_routes(included.routes)
+            found += plain_routes(included.routes)
     return found
 
 
