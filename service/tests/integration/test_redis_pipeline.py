@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
+import ssl
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import redis as redis_sync
+from redis.asyncio.connection import SSLConnection, parse_url
 
-from app.persistence.redis import PipelinedRedis, RedisReplyError, encode_command
+from app.persistence.redis import PipelinedRedis, RedisAddress, RedisReplyError, encode_command
 from testsupport.servers import RedisServer, redis_server, wait_until
 
 
@@ -135,3 +138,57 @@ async def test_a_unix_socket_url_is_honoured(tmp_path: Path) -> None:
         await connection.close()
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://localhost",
+        "redis://cache.internal:6380/3",
+        "redis://:s%40cret@cache.internal/1",
+        "redis://app:pw@cache.internal:6379?db=2",
+        "rediss://app:pw@cache.example.com:6380/0",
+        "unix:///run/redis.sock?db=4",
+    ],
+)
+def test_urls_are_read_as_redis_py_reads_them(url: str) -> None:
+    ours = RedisAddress.from_url(url)
+    theirs = parse_url(url)
+    assert (ours.username, ours.password, ours.db) == (
+        theirs.get("username"),
+        theirs.get("password"),
+        theirs.get("db", 0),
+    )
+    if "path" in theirs:
+        assert ours.unix_path == theirs["path"]
+    else:
+        assert (ours.host, ours.port) == (theirs["host"], theirs.get("port", 6379))
+    assert (ours.tls is not None) == (theirs.get("connection_class") is SSLConnection)
+
+
+def test_tls_options_from_the_url_are_honoured() -> None:
+    strict = RedisAddress.from_url("rediss://cache.example.com").tls
+    assert strict is not None and strict.verify_mode is ssl.CERT_REQUIRED and strict.check_hostname
+    relaxed = RedisAddress.from_url(
+        "rediss://cache.example.com?ssl_cert_reqs=none&ssl_check_hostname=false"
+    ).tls
+    assert relaxed is not None and relaxed.verify_mode is ssl.CERT_NONE and not relaxed.check_hostname
+    named = RedisAddress.from_url(
+        "rediss://cache.example.com?ssl_cert_reqs=required&ssl_check_hostname=false"
+    ).tls
+    assert named is not None and named.verify_mode is ssl.CERT_REQUIRED and not named.check_hostname
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://cache.example.com", "scheme 'http'"),
+        ("redis://cache.example.com?socket_timeout=5", "unsupported option(s) socket_timeout"),
+        ("redis://cache.example.com?ssl_cert_reqs=none", "unsupported option(s) ssl_cert_reqs"),
+        ("redis://cache.example.com/zero", "database 'zero' is not a number"),
+        ("rediss://cache.example.com?ssl_cert_reqs=maybe", "ssl_cert_reqs='maybe'"),
+    ],
+)
+def test_a_url_the_client_cannot_honour_is_refused_by_name(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        RedisAddress.from_url(url)
