@@ -183,8 +183,16 @@ bench-deps: ## apt-get install wrk (only the benchmark needs it)
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BENCH_PACKAGES) >/dev/null; }
 
 .PHONY: bench
-bench: venv system-deps bench-deps ## service vs bare FastAPI baselines on pinned cores: req/s, p50/p95/p99, goals
+bench: venv system-deps bench-deps ## service vs bare FastAPI baselines, 10M scaling, start-up, RSS: one table of goals (BENCH_ARGS=--previous old.json)
 	$(PY) -m loadtests.bench $(BENCH_ARGS)
+
+.PHONY: bench-seed-large
+bench-seed-large: venv ## seed a PostgreSQL cluster with 10M projects once, kept in reports/bench/pg-10m (make bench then measures on it)
+	$(PY) -m loadtests.bench.large $(BENCH_SEED_ARGS)
+
+.PHONY: bench-redis
+bench-redis: venv system-deps ## Redis clients running the rate limiter's script on uvloop: calls/s and CPU per call, side by side
+	$(PY) -m loadtests.bench.redis_clients $(BENCH_REDIS_ARGS)
 
 .PHONY: bench-middleware
 bench-middleware: venv bench-deps ## edge middleware (request id, access log, metrics) on vs off, side by side: req/s and overhead (target < 15 %)

@@ -174,19 +174,35 @@ def _spawn_postgres(data_dir: Path, port: int, *, durable_commits: bool = False)
 
 
 @contextlib.contextmanager
-def postgres_server(*, durable_commits: bool = False) -> Iterator[PostgresServer]:
-    base = Path(tempfile.mkdtemp(prefix="pgtest-"))
+def postgres_server(
+    *, durable_commits: bool = False, keep_in: Path | None = None
+) -> Iterator[PostgresServer]:
+    """A throwaway cluster, or with ``keep_in`` one kept there between runs (created on first use)."""
+    base = keep_in or Path(tempfile.mkdtemp(prefix="pgtest-"))
     data_dir = base / "data"
     uid, gid = _as_postgres_user()
-    if uid is not None and gid is not None:
-        os.chown(base, uid, gid)
-    subprocess.run(
-        [pg_tool("initdb"), "-D", str(data_dir), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
-        check=True,
-        capture_output=True,
-        user=uid,
-        group=gid,
-    )
+    if not (data_dir / "PG_VERSION").exists():
+        base.mkdir(parents=True, exist_ok=True)
+        if uid is not None and gid is not None:
+            os.chown(base, uid, gid)
+        subprocess.run(
+            [
+                pg_tool("initdb"),
+                "-D",
+                str(data_dir),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+            user=uid,
+            group=gid,
+        )
     port = free_port()
     server = PostgresServer(
         "127.0.0.1",
@@ -201,7 +217,8 @@ def postgres_server(*, durable_commits: bool = False) -> Iterator[PostgresServer
         yield server
     finally:
         server.stop()
-        shutil.rmtree(base, ignore_errors=True)
+        if keep_in is None:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 @dataclass
