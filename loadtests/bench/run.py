@@ -65,6 +65,7 @@ SERVICE_OVERRIDES = {
     "RATE_LIMIT_READ": UNLIMITED,
     "RATE_LIMIT_WRITE": UNLIMITED,
     "RATE_LIMIT_LOGIN": UNLIMITED,
+    "SHUTDOWN_DELAY_SECONDS": "0",  # no load balancer to drain from: stop at once
     # Bytecode as the image has it (compiled at build): kept here, written by the first start.
     "PYTHONDONTWRITEBYTECODE": "",
     "PYTHONPYCACHEPREFIX": str(OUT / "pycache"),
@@ -336,7 +337,11 @@ def run(seconds: float, rounds: int, size: SeedSize, spawns: int) -> dict[str, A
         startups = []
         for _ in range(spawns + 1):  # before the rest, so nothing else runs meanwhile
             with stack.service(
-                backing, logs / "startup", cpu=0, with_worker=False, overrides=SERVICE_OVERRIDES
+                backing,
+                logs / "startup",
+                cpu=0,
+                with_worker=False,
+                overrides=SERVICE_OVERRIDES,
             ) as spawned:
                 startups.append(spawned.ready_seconds)
         startups = startups[1:]  # the first may have compiled the bytecode the others load
