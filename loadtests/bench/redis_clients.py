@@ -83,7 +83,10 @@ async def valkey_glide(url: str) -> AsyncIterator[Call]:
 
     parts = urlsplit(url)
     client = await GlideClient.create(
-        GlideClientConfiguration([NodeAddress(parts.hostname or "127.0.0.1", parts.port or 6379)])
+        # Its default request timeout (250 ms) fails calls on a busy machine; the others have none.
+        GlideClientConfiguration(
+            [NodeAddress(parts.hostname or "127.0.0.1", parts.port or 6379)], request_timeout=10_000
+        )
     )
     script = Script(MOVING_WINDOW_SCRIPT)  # type: ignore[no-untyped-call]  # invoke_script: EVALSHA, SCRIPT LOAD on NOSCRIPT
 
