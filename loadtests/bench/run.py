@@ -65,6 +65,7 @@ SERVICE_OVERRIDES = {
     "RATE_LIMIT_READ": UNLIMITED,
     "RATE_LIMIT_WRITE": UNLIMITED,
     "RATE_LIMIT_LOGIN": UNLIMITED,
+    "RATE_LIMIT_LOGIN_ACCOUNT": UNLIMITED,  # else one account's logins turn to 429s after 100/hour
     "SHUTDOWN_DELAY_SECONDS": "0",  # no load balancer to drain from: stop at once
     # Bytecode as the image has it (compiled at build): kept here, written by the first start.
     "PYTHONDONTWRITEBYTECODE": "",
