@@ -32,8 +32,8 @@ import redis
 import redis.asyncio
 import uvloop
 
-from app.core.redis_pipeline import PipelinedRedis  # goes when redis_pipeline.py goes
-from app.edge.ratelimit import MOVING_WINDOW_SCRIPT
+from app.persistence.redis import PipelinedRedis  # goes when the hand-written client goes
+from app.ratelimit.limiter import MOVING_WINDOW_SCRIPT
 from kit.paths import ROOT
 from loadtests import stack
 from testsupport.servers import redis_server
