@@ -4,9 +4,11 @@ built by the composition root (`app.composition.create_app`)."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import math
 import signal
+import socket
 import sys
 import threading
 import time
@@ -24,6 +26,23 @@ from app.settings import get_settings
 __all__ = ["DrainingServer", "create_app", "run"]
 
 log = logging.getLogger("app")
+
+
+# Allocations between young-generation collections. CPython's default (700) runs a collection
+# every couple of requests here, and every tenth of those also walks the middle generation.
+# Request garbage is nearly all freed by reference counting, so collecting 50x less often costs
+# little memory; freezing what exists after startup (modules, app, pools: never garbage) keeps
+# every full collection from walking it again. Measured side by side (A/B, alternating rounds
+# on the benchmark machine): list throughput +9 %.
+GC_YOUNG_THRESHOLD = 35_000
+
+
+def settle_garbage_collector() -> None:
+    """After startup: startup's objects out of the collector's sight, young collections rarer."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 class DrainingServer(uvicorn.Server):
@@ -46,6 +65,11 @@ class DrainingServer(uvicorn.Server):
         self.shutdown_delay_seconds = shutdown_delay_seconds
         self.drain_started_at: float | None = None
         self._drain_logged = False
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            settle_garbage_collector()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # A signal handler: only plain assignments here (logging could deadlock on its lock).

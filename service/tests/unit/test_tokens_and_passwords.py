@@ -140,17 +140,32 @@ class FakeClock:
         return self.now
 
 
-def test_a_token_is_refused_once_it_expires_past_the_leeway(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cached_token_is_refused_once_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
     principal = Principal(uuid.uuid4(), Role.MEMBER)
-    service = tokens(ttl_seconds=60, leeway_seconds=10)
-    token = service.issue(principal, 0).token  # before the patch: PyJWT encodes datetimes
+    token = tokens(ttl_seconds=60).issue(principal, 0).token  # before the patch: PyJWT encodes datetimes
     clock = FakeClock(monkeypatch)
+    service = tokens(ttl_seconds=60, leeway_seconds=10, clock=clock)
     assert service.verify(token).principal == principal
-    clock.now += 65  # past exp but within the leeway: still valid
+    assert token in service._verified
+    clock.now += 65  # past exp but within the leeway: still valid, from the cache
     assert service.verify(token).principal == principal
-    clock.now += 10  # past exp + leeway
+    clock.now += 10  # past exp + leeway: the cached entry must not outlive the token
     with pytest.raises(AuthenticationError):
         service.verify(token)
+    assert token not in service._verified
+
+
+def test_the_cache_is_bounded_and_keeps_only_verified_tokens() -> None:
+    service = tokens(cache_size=3)
+    issued = [service.issue(Principal(uuid.uuid4(), Role.MEMBER), 0).token for _ in range(5)]
+    for token in issued:
+        service.verify(token)
+    with pytest.raises(AuthenticationError):
+        service.verify("garbage")
+    assert list(service._verified) == issued[-3:]  # least recently used evicted first
+    service.verify(issued[2])  # a hit moves it to the back
+    service.verify(issued[0])  # verified again from scratch, evicting the oldest (issued[3])
+    assert list(service._verified) == [issued[4], issued[2], issued[0]]
 
 
 def test_argon2id_uses_the_owasp_parameters() -> None:
