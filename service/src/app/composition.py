@@ -52,7 +52,7 @@ from app.projects.presentation.router import router as projects_router
 from app.ratelimit.limiter import RateLimiter, RateLimitMetrics, RateLimitMiddleware
 from app.settings import Settings, get_settings
 from app.web.authentication import AuthenticationMiddleware
-from app.web.health import Check, Readiness
+from app.web.health import Check, LivenessMiddleware, Readiness
 from app.web.health import router as health_router
 
 if TYPE_CHECKING:  # the SDK is imported only when tracing is configured
@@ -252,8 +252,8 @@ def _include(app: FastAPI, router: APIRouter, dependencies: Sequence[params.Depe
 def _add_middleware(app: FastAPI, container: Container) -> None:
     """Added innermost first. A request meets: RequestEdge (request id, metrics, security headers
     on every response, then the trusted-Host check: 400) > CORS (preflights; only with
-    CORS_ORIGINS) > body size (413) > authentication (the caller, once) > rate limit on /api/
-    (429, keyed by that caller) > routing."""
+    CORS_ORIGINS) > body size (413) > liveness (GET /health/live answered here) >
+    authentication (the caller, once) > rate limit on /api/ (429, keyed by that caller) > routing."""
     settings = container.settings
     app.add_middleware(RateLimitMiddleware, limiter=container.rate_limiter)
     app.add_middleware(
@@ -262,6 +262,7 @@ def _add_middleware(app: FastAPI, container: Container) -> None:
         identity=container.identity,
         cookie_name=settings.cookie_name,
     )
+    app.add_middleware(LivenessMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
