@@ -258,13 +258,22 @@ class LatencyVerdict:
     before: dict[str, float]
     budget: float
     # Answers judged per class during the fault: with a few dozen writes one slow request is
-    # 2 %, so a breach needs the load gate's evidence (loadtests/sli.py), not a bare share.
+    # 2 %, so a breach needs the load gate's evidence (loadtests/sli.py), not a bare share, and
+    # a class is judged only from the gate's minimum sample (as the gate does: below it, "not
+    # judged", said in the report). The short profile of `make test` has a few dozen answers per
+    # class under a busy suite; `make chaos` (full profile, run alone) has enough to judge.
     answered: dict[str, int]
+
+    @property
+    def minimum(self) -> int:
+        policy = sli.SliPolicy()
+        return sli.minimum_samples(self.budget, policy.detect_burn, BREACH_CONFIDENCE, policy.power)
 
     @property
     def within(self) -> bool:
         return not any(
-            sli.lower_bound(round(self.during[name] * total), total, BREACH_CONFIDENCE)
+            total >= self.minimum
+            and sli.lower_bound(round(self.during[name] * total), total, BREACH_CONFIDENCE)
             > self.before[name] + self.budget
             for name, total in self.answered.items()
         )
@@ -275,6 +284,9 @@ class LatencyVerdict:
             f"({self.before[name]:.1%} before)"
             for name in self.during
         ]
+        unjudged = [name for name, total in self.answered.items() if total < self.minimum]
+        if unjudged:
+            parts.append(f"not judged: {', '.join(unjudged)} (< {self.minimum} answers)")
         busy = any(share > self.budget for share in self.before.values())
         # A baseline already outside the SLO means a machine too busy for an absolute verdict.
         return ", ".join(parts) + f", budget {self.budget:.0%}" + (" (busy machine)" if busy else "")
