@@ -10,11 +10,13 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import greenlet_spawn
 
 from app.settings import Settings
 
@@ -145,17 +147,48 @@ class Database:
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         """A pooled connection, in turn; given back (and its permit released) on the way out."""
+        async with self._turn() as started, self.engine.connect() as connection:
+            self._waited(started)
+            yield connection
+
+    @contextlib.asynccontextmanager
+    async def driver_connection(self) -> AsyncIterator[Any]:
+        """The pooled driver connection itself (asyncpg's), in turn, for the read model.
+
+        No SQLAlchemy Connection around it, no transaction: one statement runs on its own.
+        Checking it out and back costs ~40 us of CPU less than `connect()` (86 vs 127 us per
+        checkout and SELECT 1, measured with process_time over 5,000 rounds), a tenth of a list
+        request. When the statement fails other than with a server error, the connection may
+        be broken (closed, mid-protocol, a client timeout): it leaves the pool instead of
+        failing the next request too.
+        """
+        async with self._turn() as started:
+            pooled = await self.engine.raw_connection()
+            self._waited(started)
+            try:
+                yield pooled.driver_connection
+            except Exception as exc:
+                driver = pooled.driver_connection
+                if driver is None or driver.is_closed() or not isinstance(exc, asyncpg.PostgresError):
+                    await greenlet_spawn(pooled.invalidate, exc)
+                raise
+            finally:
+                await greenlet_spawn(pooled.close)  # back to the pool (asyncpg needs the greenlet)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[float]:
         started = time.perf_counter()
         if self._gate is not None:
             await self._gate.acquire()
         try:
-            async with self.engine.connect() as connection:
-                if self._observe_wait is not None:
-                    self._observe_wait(time.perf_counter() - started)
-                yield connection
+            yield started
         finally:
             if self._gate is not None:
                 self._gate.release()
+
+    def _waited(self, started: float) -> None:
+        if self._observe_wait is not None:
+            self._observe_wait(time.perf_counter() - started)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -19,7 +19,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import orjson
 from sqlalchemy import Select, bindparam, select, tuple_
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
@@ -113,19 +112,10 @@ class SqlProjectReader:
         return orjson.dumps(body, default=_uuid_text, option=orjson.OPT_UTC_Z)
 
     async def _fetch(self, query: _Query, values: dict[str, Any]) -> list[dict[str, Any]]:
-        async with self._database.connect() as connection:
-            if not self._database.is_postgresql:
+        if not self._database.is_postgresql:
+            async with self._database.connect() as connection:
                 result = await connection.execute(query.statement, values)
                 return [dict(zip(_NAMES, row, strict=True)) for row in result]
-            driver = (await connection.get_raw_connection()).driver_connection
-            assert driver is not None
-            try:
-                records = await driver.fetch(query.sql, *(values[name] for name in query.parameters))
-            except Exception as exc:
-                # A server error (statement_timeout, ...) leaves the connection usable; anything
-                # else (it closed, the protocol broke, a client timeout) may not: it leaves the
-                # pool rather than fail the next request too.
-                if driver.is_closed() or not isinstance(exc, asyncpg.PostgresError):
-                    await connection.invalidate(exc)
-                raise
-            return [dict(record) for record in records]
+        async with self._database.driver_connection() as driver:
+            records = await driver.fetch(query.sql, *(values[name] for name in query.parameters))
+        return [dict(record) for record in records]
