@@ -26,6 +26,7 @@ from kit.paths import ROOT
 TOOL_ENV = ROOT / ".venv-checkov"
 REQUIREMENTS = ROOT / "tools" / "checkov.requirements.txt"
 _STAMP = TOOL_ENV / ".requirements.sha256"
+INSTALL_TIMEOUT_SECONDS = 900  # uv/pip install of checkov (the first run downloads it)
 
 # Checks that do not apply to this kit, each with the reason. Everything else must pass.
 SKIPPED_CHECKS = {
@@ -74,12 +75,18 @@ def ensure_checkov() -> Path:
     python = TOOL_ENV / "bin" / "python"
     uv = _uv()
     if uv:
-        subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(TOOL_ENV)], check=True)  # noqa: S603
+        subprocess.run(  # noqa: S603
+            [uv, "venv", "--quiet", "--python", sys.executable, str(TOOL_ENV)], check=True, timeout=120
+        )
         install = [uv, "pip", "install", "--quiet", "--python", str(python)]
     else:
         venv.create(TOOL_ENV, with_pip=True)
         install = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*install, "--require-hashes", "-r", str(REQUIREMENTS)], check=True)  # noqa: S603
+    # The first run on a machine downloads checkov and its dependencies from the package index:
+    # bounded, so an index that stops answering fails the check instead of stalling it.
+    subprocess.run(  # noqa: S603
+        [*install, "--require-hashes", "-r", str(REQUIREMENTS)], check=True, timeout=INSTALL_TIMEOUT_SECONDS
+    )
     _STAMP.write_text(wanted)
     return executable
 

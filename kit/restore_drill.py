@@ -45,6 +45,8 @@ from testsupport.servers import PostgresServer, pg_tool, postgres_server
 DATABASE = "reference_service"
 SMALL_PROJECTS = 2_000
 LARGE_PROJECTS = 1_000_000
+# A bound on each pg_dump / pg_restore (the large drill's take minutes): a stuck one fails the drill.
+STEP_TIMEOUT_SECONDS = 1800
 
 # Outbox events and idempotency keys too, so every table the service writes is compared.
 SQL_OUTBOX = """
@@ -94,9 +96,18 @@ class Report:
 
 def _run(argv: list[str], what: str) -> str:
     # TZ=UTC: pg_dump stamps the archive in the client's local time zone.
-    result = subprocess.run(  # noqa: S603 - argv built here from pg_tool paths
-        argv, capture_output=True, text=True, check=False, env={**os.environ, "TZ": "UTC"}
-    )
+    try:
+        result = subprocess.run(  # noqa: S603 - argv built here from pg_tool paths
+            argv,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "TZ": "UTC"},
+            stdin=subprocess.DEVNULL,
+            timeout=STEP_TIMEOUT_SECONDS,
+        )
+    except subprocess.TimeoutExpired:
+        raise DrillError(f"{what} did not finish within {STEP_TIMEOUT_SECONDS} s") from None
     if result.returncode != 0:
         reason = (result.stderr.strip() or result.stdout.strip() or f"exit {result.returncode}").splitlines()
         raise DrillError(f"{what} failed: {reason[0]}")

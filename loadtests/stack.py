@@ -28,10 +28,18 @@ from pathlib import Path
 
 from kit.paths import ROOT
 from loadtests.seed import SeedSize, seed
-from testsupport.servers import free_port, port_open, postgres_server, redis_server, untraced_environ
+from testsupport.servers import (
+    free_port,
+    port_open,
+    postgres_server,
+    redis_server,
+    stop_process,
+    untraced_environ,
+)
 
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 LOOPBACK = "127.0.0.1"
+MIGRATE_TIMEOUT_SECONDS = 120
 
 
 class StackError(RuntimeError):
@@ -104,6 +112,7 @@ def migrate(python: Path, backing: Backing, cwd: Path = ROOT) -> None:
         capture_output=True,
         text=True,
         check=False,
+        timeout=MIGRATE_TIMEOUT_SECONDS,
     )
     if out.returncode != 0:
         raise StackError(f"migrations failed: {(out.stderr or out.stdout).strip().splitlines()[-1:]}")
@@ -140,13 +149,7 @@ def _process(argv: list[str], env: dict[str, str], log: Path, cwd: Path) -> Iter
         try:
             yield process
         finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_process(process, grace=30)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,12 @@ GENERATORS = ["kit.generate", "kit.k8s_overlays", "kit.settings_doc", "loadtests
 @pytest.mark.parametrize("module", GENERATORS)
 def test_check_mode_passes_on_the_committed_outputs(module: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", module, "--check"], cwd=ROOT, capture_output=True, text=True, check=False
+        [sys.executable, "-m", module, "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
     )
     assert (result.returncode, result.stderr) == (0, ""), f"{module}: {result.stderr}"
 

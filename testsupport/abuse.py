@@ -13,6 +13,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+ANSWER_SECONDS = 10  # an oversized head gets its answer (or its connection closed) within this
+# Past the deadline, every client stops within this: a write the server never reads (a full send
+# buffer) or a connect it never accepts must not keep `attack` and its process pool waiting.
+STRAGGLER_SECONDS = 30
+
 
 @dataclass
 class AbuseReport:
@@ -81,9 +86,9 @@ async def oversized_heads(port: int, size: int, until: float, report: AbuseRepor
             continue
         try:
             writer.write(head)
-            with contextlib.suppress(OSError):
-                await writer.drain()
-            status = await asyncio.wait_for(reader.readline(), 10)
+            with contextlib.suppress(OSError):  # TimeoutError too: the server stopped reading
+                await asyncio.wait_for(writer.drain(), ANSWER_SECONDS)
+            status = await asyncio.wait_for(reader.readline(), ANSWER_SECONDS)
             report.answers[status.split(b" ")[1].decode() if status.startswith(b"HTTP/") else "closed"] += 1
         except TimeoutError:
             report.answers["timeout"] += 1
@@ -110,11 +115,12 @@ def attack(port: int, plan: Attack, seconds: float) -> tuple[AbuseReport, AbuseR
 
     async def run() -> None:
         until = time.monotonic() + seconds
-        await asyncio.gather(
+        clients = asyncio.gather(
             *(slow_head(port, until, slow) for _ in range(plan.slow_heads)),
             *(slow_body(port, until, slow) for _ in range(plan.slow_bodies)),
             *(oversized_heads(port, plan.big_head_bytes, until, big) for _ in range(plan.big_head_clients)),
         )
+        await asyncio.wait_for(clients, seconds + STRAGGLER_SECONDS)
 
     asyncio.run(run())
     return slow, big

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from testsupport.servers import free_port
+from testsupport.servers import free_port, stop_process
 
 # Settings a child process must not inherit from the developer's shell.
 _ISOLATED = ("REDIS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", "WEBHOOK_URL", "LOG_LEVEL", "DB_ECHO")
@@ -86,11 +86,7 @@ def service_process(
             time.sleep(0.05)
         yield server
     finally:
-        try:
-            server.terminate()
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, grace=30)
 
 
 @dataclass(frozen=True)

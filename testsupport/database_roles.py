@@ -27,6 +27,7 @@ def bootstrap_roles(server: PostgresServer, database: str) -> RoleUrls:
         check=True,
         capture_output=True,
         text=True,
+        timeout=120,
     )
     return role_urls(server, database)
 

@@ -59,10 +59,11 @@ def tiny_filesystem(size_bytes: int) -> Iterator[TinyFilesystem]:
         ["mount", "-t", "tmpfs", "-o", f"size={size_bytes},mode=0777", "tmpfs", str(mountpoint)],
         check=True,
         capture_output=True,
+        timeout=30,
     )
     try:
         yield TinyFilesystem(mountpoint)
     finally:
-        subprocess.run(["umount", "-l", str(mountpoint)], check=False, capture_output=True)
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False, capture_output=True, timeout=30)
         with contextlib.suppress(OSError):
             mountpoint.rmdir()

@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from testsupport.servers import free_port, untraced_environ
+from testsupport.servers import free_port, stop_process, untraced_environ
 
 ROOT = Path(__file__).resolve().parents[1]
+MIGRATE_TIMEOUT_SECONDS = 120  # `python -m app.migrate` (a lock it waits for must not stall the run)
 # Settings a child must not inherit from the developer's shell.
 _ISOLATED = (
     "DATABASE_URL",
@@ -100,13 +103,9 @@ class ManagedProcess:
         return self.process.wait(timeout=timeout)
 
     def stop(self) -> None:
-        """Teardown: SIGTERM, then SIGKILL if it does not exit in time."""
-        if not self.running():
-            return
-        try:
-            self.terminate(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        """Teardown: SIGTERM, then SIGKILL if it does not exit within 30 s (see stop_process)."""
+        if self.process is not None:
+            stop_process(self.process, grace=30)
 
     def log_tail(self, lines: int = 20) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -179,6 +178,37 @@ def _get_text(url: str) -> str:
         return str(response.read().decode())
 
 
+def read_lines_until(stream: IO[str], done: Callable[[str], bool], timeout: float) -> list[str]:
+    """A child's text output, line by line, until a line for which `done` is true, the end of the
+    stream or `timeout` seconds, whichever comes first; the lines read.
+
+    A bare ``stream.readline()`` blocks for good on a child that stays up and prints nothing, and
+    a deadline checked between lines never comes. A daemon thread reads instead, and keeps
+    draining the pipe afterwards so that the child never blocks on a full one.
+    """
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    read: list[str] = []
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=remaining)
+        except queue.Empty:
+            break
+        if line is None:
+            break
+        read.append(line)
+        if done(line):
+            break
+    return read
+
+
 def metric_value(exposition: str, sample: str) -> float | None:
     """The value of one sample line, e.g. `circuit_breaker_state{name="webhook"}`, or None if absent."""
     for line in exposition.splitlines():
@@ -249,6 +279,7 @@ def migrate(log_dir: Path, database_url: str) -> None:
         capture_output=True,
         text=True,
         check=False,
+        timeout=MIGRATE_TIMEOUT_SECONDS,
     )
     (log_dir / "migrate.log").write_text(out.stdout + out.stderr)
     if out.returncode != 0:

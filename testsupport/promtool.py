@@ -25,6 +25,8 @@ CONTRACTED_METRICS = frozenset(
     }
 )
 
+PROMTOOL_TIMEOUT_SECONDS = 60
+
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 
@@ -47,7 +49,12 @@ def check_metrics(exposition: str, required: frozenset[str] = CONTRACTED_METRICS
     """Assert that `promtool check metrics` accepts the exposition and every required sample name
     is in it; returns its samples for the caller's own assertions."""
     result = subprocess.run(
-        [promtool(), "check", "metrics"], input=exposition, capture_output=True, text=True, check=False
+        [promtool(), "check", "metrics"],
+        input=exposition,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=PROMTOOL_TIMEOUT_SECONDS,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     found = samples(exposition)
@@ -59,5 +66,9 @@ def check_metrics(exposition: str, required: frozenset[str] = CONTRACTED_METRICS
 def check_rules(path: Path) -> subprocess.CompletedProcess[str]:
     """`promtool check rules` on one rules file (the caller asserts on the outcome)."""
     return subprocess.run(
-        [promtool(), "check", "rules", str(path)], capture_output=True, text=True, check=False
+        [promtool(), "check", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=PROMTOOL_TIMEOUT_SECONDS,
     )

@@ -18,8 +18,16 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/local/bin", "/usr/bin")
+# Every wait on a child is bounded: a psql call (psql has no connect timeout of its own: against
+# a server that accepted the connection and never answers it waits for good), initdb, and the
+# reaping of a SIGKILLed process. A child past its bound fails the test instead of stalling the run.
+PSQL_CONNECT_TIMEOUT_SECONDS = 10
+PSQL_TIMEOUT_SECONDS = 600  # the restore drill's large variant counts and inserts millions of rows
+INITDB_TIMEOUT_SECONDS = 120
+KILL_WAIT_SECONDS = 10
 
 
 # Set by coverage's subprocess patch (pyproject: [tool.coverage.run] patch): a child started
@@ -102,23 +110,22 @@ class PostgresServer:
             database,
         ]
 
-    def psql(self, sql: str, database: str = "postgres") -> str:
+    def psql(self, sql: str, database: str = "postgres", timeout: float = PSQL_TIMEOUT_SECONDS) -> str:
         out = subprocess.run(
             [*self.psql_argv(database), "-v", "ON_ERROR_STOP=1", "-Atc", sql],
             check=True,
             capture_output=True,
             text=True,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PGCONNECT_TIMEOUT": str(PSQL_CONNECT_TIMEOUT_SECONDS)},
+            timeout=timeout,
         )
         return out.stdout
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()  # SIGTERM = smart shutdown; fast enough with no clients
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        # SIGTERM = smart shutdown, fast enough with no clients; one left connected would hold it
+        # up for good, so after 10 s the postmaster and every backend get SIGKILL.
+        stop_process(self.process, grace=10, whole_group=True)
 
     def kill(self) -> None:
         """SIGKILL the postmaster and every backend at once, as a crashed or evicted server dies."""
@@ -127,7 +134,7 @@ class PostgresServer:
     def start_again(self) -> None:
         """Restart on the same port and data (after stop or kill: crash recovery replays the WAL)."""
         self.process = _spawn_postgres(self.data_dir, self.port, durable_commits=self.durable_commits)
-        wait_until(lambda: self.psql("select 1").strip() == "1", 60, "PostgreSQL")
+        wait_until(lambda: self.psql("select 1", timeout=10).strip() == "1", 60, "PostgreSQL")
 
 
 def kill_tree(process: subprocess.Popen[bytes]) -> None:
@@ -137,7 +144,36 @@ def kill_tree(process: subprocess.Popen[bytes]) -> None:
     """
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
+    process.wait(timeout=KILL_WAIT_SECONDS)
+
+
+def stop_process(
+    process: subprocess.Popen[Any],
+    *,
+    grace: float = 10,
+    signum: int = signal.SIGTERM,
+    whole_group: bool = False,
+) -> int:
+    """Stop a child and reap it, every wait bounded: `signum` (SIGTERM), up to `grace` s for it to
+    exit, then SIGKILL (to its whole process group with `whole_group`, for a child started in a
+    session of its own) and up to KILL_WAIT_SECONDS more. Its exit status (negative: the signal);
+    a child that outlives even SIGKILL raises subprocess.TimeoutExpired.
+
+    Every teardown of a child in the tests goes through here (or kill_tree): a child that ignores
+    or is slow to honour SIGTERM must not hold the run up.
+    """
+    if process.poll() is not None:
+        return process.returncode
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signum)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        return process.wait(timeout=grace)
+    if whole_group:
+        kill_tree(process)
+    else:
+        process.kill()
+        process.wait(timeout=KILL_WAIT_SECONDS)
+    return process.returncode
 
 
 def _spawn_postgres(data_dir: Path, port: int, *, durable_commits: bool = False) -> subprocess.Popen[bytes]:
@@ -202,6 +238,7 @@ def postgres_server(
             capture_output=True,
             user=uid,
             group=gid,
+            timeout=INITDB_TIMEOUT_SECONDS,
         )
     port = free_port()
     server = PostgresServer(
@@ -213,7 +250,7 @@ def postgres_server(
         durable_commits,
     )
     try:
-        wait_until(lambda: server.psql("select 1").strip() == "1", 30, "PostgreSQL")
+        wait_until(lambda: server.psql("select 1", timeout=10).strip() == "1", 30, "PostgreSQL")
         yield server
     finally:
         server.stop()
@@ -231,9 +268,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        stop_process(self.process, grace=10, whole_group=True)
 
     def kill(self) -> None:
         """SIGKILL: no goodbye to clients, connections reset."""
@@ -299,18 +334,19 @@ def prometheus_server(
     config_file = workdir / "prometheus.yml"
     config_file.write_text(config_yaml)
     port = free_port()
-    process = subprocess.Popen(
-        [
-            shutil.which("prometheus") or "/usr/bin/prometheus",
-            f"--config.file={config_file}",
-            f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--web.enable-lifecycle",
-        ],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=(workdir / "prometheus.log").open("wb"),
-    )
+    with (workdir / "prometheus.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                shutil.which("prometheus") or "/usr/bin/prometheus",
+                f"--config.file={config_file}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--web.enable-lifecycle",
+            ],
+            cwd=workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     server = PrometheusServer(port, config_file, process)
     try:
         wait_until(
@@ -320,6 +356,5 @@ def prometheus_server(
         )
         yield server
     finally:
-        process.terminate()
-        process.wait(timeout=15)
+        stop_process(process, grace=15)
         shutil.rmtree(workdir, ignore_errors=True)

@@ -44,6 +44,7 @@ def routes_test(labels: dict[str, str], *options: str) -> subprocess.CompletedPr
         capture_output=True,
         text=True,
         check=False,
+        timeout=60,
     )
 
 
@@ -55,7 +56,7 @@ def route(labels: dict[str, str]) -> str:
 
 def test_amtool_accepts_the_config() -> None:
     result = subprocess.run(
-        ["amtool", "check-config", str(CONFIG)], capture_output=True, text=True, check=False
+        ["amtool", "check-config", str(CONFIG)], capture_output=True, text=True, check=False, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

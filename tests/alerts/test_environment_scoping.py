@@ -35,7 +35,7 @@ def _run(tmp_path: Path, environment: str, tests: list[dict[str, Any]]) -> subpr
     path = tmp_path / f"{environment}.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False))
     return subprocess.run(
-        ["promtool", "test", "rules", str(path)], capture_output=True, text=True, check=False
+        ["promtool", "test", "rules", str(path)], capture_output=True, text=True, check=False, timeout=120
     )
 
 

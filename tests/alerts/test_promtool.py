@@ -17,7 +17,7 @@ PROMTOOL_TESTS = sorted((Path(__file__).parent / "promtool").glob("*.yaml"))
 
 def promtool_test(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["promtool", "test", "rules", str(path)], capture_output=True, text=True, check=False
+        ["promtool", "test", "rules", str(path)], capture_output=True, text=True, check=False, timeout=120
     )
 
 

@@ -203,6 +203,7 @@ def test_cli_reports_a_bad_spec_in_one_line_and_exits_2(tmp_path: Path, content:
         capture_output=True,
         text=True,
         check=False,
+        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
@@ -217,6 +218,7 @@ def test_cli_refuses_an_unknown_environment(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         check=False,
+        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "error: unknown environment 'qa' (known: dev, staging, prod, preview, ci)"

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from testsupport.prometheus import serve_exposition
-from testsupport.servers import free_port, wait_until
+from testsupport.servers import free_port, stop_process, wait_until
 
 
 @contextlib.contextmanager
@@ -22,8 +22,7 @@ def _daemon(argv: list[str], ready_url: str, what: str, workdir: Path) -> Iterat
         wait_until(lambda: urllib.request.urlopen(ready_url, timeout=1).status == 200, 30, what)
         yield
     finally:
-        process.terminate()
-        process.wait(timeout=15)
+        stop_process(process, grace=15)
         log.close()
 
 

@@ -17,7 +17,7 @@ def psql(
     command = [*server.psql_argv(database, user), "-v", "ON_ERROR_STOP=1", "-qAt"]
     for name, value in variables.items():
         command += ["-v", f"{name}={value}"]
-    return subprocess.run(command, input=sql, capture_output=True, text=True, check=False)
+    return subprocess.run(command, input=sql, capture_output=True, text=True, check=False, timeout=120)
 
 
 @pytest.fixture

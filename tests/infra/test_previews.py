@@ -34,7 +34,7 @@ def standin(
 
 def make(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
     """`make` in the repository with ``args``, output captured."""
-    return subprocess.run(["make", *args], cwd=ROOT, capture_output=True, text=True, check=check)
+    return subprocess.run(["make", *args], cwd=ROOT, capture_output=True, text=True, check=check, timeout=300)
 
 
 def test_importing_the_driver_loads_no_pulumi_sdk() -> None:
@@ -45,7 +45,7 @@ def test_importing_the_driver_loads_no_pulumi_sdk() -> None:
         "print(loaded)"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.strip() == "[]"
 

@@ -360,7 +360,7 @@ def test_the_overlay_creates_the_namespace_pulumi_writes_into(runs: dict[str, Ru
 
     overlay = K8S / "overlays" / stack
     rendered = subprocess.run(
-        ["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=True
+        ["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=True, timeout=120
     )
     objects = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
     (namespace,) = [o for o in objects if o["kind"] == "Namespace"]

@@ -145,7 +145,12 @@ def test_the_master_prints_its_figures_and_keeps_locusts_exit_status(
         "LOCUST_EXPECT_WORKERS": "2",
     }
     result = subprocess.run(
-        [*container["command"], *container["args"]], env=env, capture_output=True, text=True, check=False
+        [*container["command"], *container["args"]],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert result.returncode == 1, result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("LOADTEST_RAW ")]

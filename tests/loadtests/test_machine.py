@@ -16,7 +16,7 @@ BURN_ONE_SECOND = "import time\nt = time.process_time()\nwhile time.process_time
 
 def test_cpu_of_the_runs_own_children_is_not_foreign() -> None:
     before = machine._own_seconds()
-    subprocess.run([sys.executable, "-c", BURN_ONE_SECOND], check=True)  # exited and waited for
+    subprocess.run([sys.executable, "-c", BURN_ONE_SECOND], check=True, timeout=60)  # exited and waited for
     assert machine._own_seconds() - before >= 0.9
 
 
@@ -25,7 +25,9 @@ def test_cpu_of_a_process_outside_the_run_is_foreign(tmp_path: Path) -> None:
     script = BURN_ONE_SECOND + f"open({str(done)!r}, 'w').close()\n"
     with machine.CpuMeter() as meter:
         # The shell exits at once: the busy process is re-parented, no longer ours.
-        subprocess.run(["sh", "-c", f'"{sys.executable}" -c "$0" >/dev/null 2>&1 &', script], check=True)
+        subprocess.run(
+            ["sh", "-c", f'"{sys.executable}" -c "$0" >/dev/null 2>&1 &', script], check=True, timeout=60
+        )
         deadline = time.monotonic() + 30
         while not done.exists() and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -38,7 +38,7 @@ def client_for(app: FastAPI, ip: str = "127.0.0.1") -> httpx.AsyncClient:
 @pytest.fixture
 def clean_redis(redis: RedisServer) -> str:
     """The session's Redis, emptied: counters from other tests must not leak in."""
-    with redis_sync.Redis.from_url(redis.url) as connection:
+    with redis_sync.Redis.from_url(redis.url, socket_timeout=10) as connection:
         connection.flushdb()
     return redis.url
 
@@ -232,7 +232,7 @@ async def test_redis_down_fails_open_to_local_limits_and_recovers(
         await asyncio.sleep(0.6)  # past the retry period: the next call tries Redis again
         assert (await timed(http, 5))[0] == [204] * 5
         assert storage_errors((await http.get("/metrics")).text) == errors_while_down
-    with redis_sync.Redis.from_url(own_redis.url) as connection:
+    with redis_sync.Redis.from_url(own_redis.url, socket_timeout=10) as connection:
         assert connection.keys("ratelimit*"), "counters are back in Redis after recovery"
 
 

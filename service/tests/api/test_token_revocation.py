@@ -71,7 +71,7 @@ async def test_a_logout_on_one_pod_is_refused_on_the_other(sqlite_url: str, own_
         assert (await pod_b.get(ME, headers=_bearer(token))).status_code == 200  # cached as verified on b
         assert (await pod_a.post("/api/v1/auth/logout", headers=_bearer(token))).status_code == 204
         assert (await pod_b.get(ME, headers=_bearer(token))).status_code == 401
-    with redis_sync.Redis.from_url(own_redis.url) as connection:
+    with redis_sync.Redis.from_url(own_redis.url, socket_timeout=10) as connection:
         [key] = connection.keys("revoked-token:*")
         assert 3500 < connection.ttl(key) <= 3600 + 10  # the token's remaining lifetime (+ leeway)
 
@@ -89,7 +89,7 @@ async def test_a_password_change_on_one_pod_ends_sessions_on_the_other(
         )
         assert changed.status_code == 204
         assert (await pod_b.get(ME, headers=_bearer(token))).status_code == 401
-    with redis_sync.Redis.from_url(own_redis.url) as connection:
+    with redis_sync.Redis.from_url(own_redis.url, socket_timeout=10) as connection:
         [key] = connection.keys("token-version:*")
         assert connection.get(key) == b"1"
 

@@ -118,5 +118,7 @@ def test_tracing_is_off_by_default_and_loads_nothing(sqlite_url: str) -> None:
         f"print([m for m in {TRACING_MODULES!r} if m in sys.modules])\n"
         "print(getattr(app, '_is_instrumented_by_opentelemetry', False))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
     assert result.stdout.split() == ["[]", "False"]

@@ -120,6 +120,7 @@ def test_bootstrap_without_a_database_name_is_an_error(postgres: PostgresServer)
         ],
         capture_output=True,
         text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "pass -v db=<database name>" in result.stderr

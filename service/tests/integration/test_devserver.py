@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,7 +13,8 @@ import pytest
 
 from app.devserver import ensure_admin
 from service.tests.builders import make_settings
-from testsupport.servers import free_port, wait_until
+from testsupport.processes import read_lines_until
+from testsupport.servers import free_port, stop_process, wait_until
 
 
 async def test_first_admin_gets_a_generated_password_once(sqlite_url: str) -> None:
@@ -56,14 +55,7 @@ def test_make_run_serves_and_prints_a_working_login(tmp_path: Path) -> None:
     )
     try:
         assert process.stdout is not None
-        lines: list[str] = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            lines.append(line)
-            if "Log in:" in line:
-                break
-        output = "".join(lines)
+        output = "".join(read_lines_until(process.stdout, lambda line: "Log in:" in line, 60))
         match = re.search(r"Admin:\s+(\S+) / (\S+)", output)
         assert match, output
         assert f"http://127.0.0.1:{port}/docs" in output
@@ -78,11 +70,7 @@ def test_make_run_serves_and_prints_a_working_login(tmp_path: Path) -> None:
         assert "Secure" not in login.headers["set-cookie"]  # local http: the cookie must still be sent
         assert httpx.get(f"{base}/docs").status_code == 200
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process, grace=30)
     # A completed drain is a clean exit (DrainingServer does not re-raise the SIGTERM).
     assert process.returncode == 0
 

@@ -239,7 +239,7 @@ def lock_holder(postgres: PostgresServer, database: RoleUrls) -> Iterator[LockHo
     yield hold
     for holder in holders:
         holder.kill()
-        holder.wait()
+        holder.wait(timeout=10)
     # The backend sleeps on after its client died: end it, or the server's shutdown waits for it.
     postgres.psql(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' "

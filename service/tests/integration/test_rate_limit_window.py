@@ -23,7 +23,7 @@ def own_redis() -> Iterator[RedisServer]:
 
 @pytest.fixture
 def admin(own_redis: RedisServer) -> Iterator[redis_sync.Redis]:
-    with redis_sync.Redis.from_url(own_redis.url, decode_responses=True) as connection:
+    with redis_sync.Redis.from_url(own_redis.url, decode_responses=True, socket_timeout=10) as connection:
         yield connection
 
 

@@ -15,7 +15,7 @@ import redis as redis_sync
 from redis.asyncio.connection import SSLConnection, parse_url
 
 from app.persistence.redis import PipelinedRedis, RedisAddress, RedisReplyError, encode_command
-from testsupport.servers import RedisServer, redis_server, wait_until
+from testsupport.servers import RedisServer, redis_server, stop_process, wait_until
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ async def test_concurrent_commands_share_one_connection_and_get_their_own_replie
     assert await client.execute("SET", "greeting", "hello") == b"OK"
     assert await client.execute("GET", "greeting") == b"hello"
     assert await client.execute("GET", "missing") is None
-    with redis_sync.Redis.from_url(own_redis.url) as admin:
+    with redis_sync.Redis.from_url(own_redis.url, socket_timeout=10) as admin:
         names = [c["name"] for c in admin.client_list()]
     assert names.count("pipeline-test") == 1
 
@@ -73,7 +73,7 @@ async def test_a_lost_connection_fails_waiting_commands_and_the_next_command_rec
     assert await client.execute("PING") == b"PONG"
     waiting = asyncio.ensure_future(client.execute("BLPOP", "never-filled", "5"))
     await asyncio.sleep(0.05)
-    with redis_sync.Redis.from_url(own_redis.url) as admin:
+    with redis_sync.Redis.from_url(own_redis.url, socket_timeout=10) as admin:
         assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
     with pytest.raises(ConnectionError, match="lost"):
         await asyncio.wait_for(waiting, 2)
@@ -90,7 +90,7 @@ async def test_a_lost_connection_fails_waiting_commands_and_the_next_command_rec
 
 
 async def test_password_user_and_database_come_from_the_url(own_redis: RedisServer) -> None:
-    with redis_sync.Redis.from_url(own_redis.url) as admin:
+    with redis_sync.Redis.from_url(own_redis.url, socket_timeout=10) as admin:
         admin.execute_command("ACL", "SETUSER", "limiter", "on", ">s3cret", "~*", "+@all")
         admin.config_set("requirepass", "default-pass")
     port = own_redis.port
@@ -136,8 +136,7 @@ async def test_a_unix_socket_url_is_honoured(tmp_path: Path) -> None:
         assert b"db=2" in await connection.execute("CLIENT", "INFO")
     finally:
         await connection.close()
-        server.terminate()
-        server.wait(timeout=10)
+        stop_process(server, grace=10)
 
 
 @pytest.mark.parametrize(

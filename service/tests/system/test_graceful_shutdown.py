@@ -122,20 +122,26 @@ def test_sigterm_drains_in_flight_requests_and_exits_cleanly(postgres_url: str, 
                         lb_stop.set()
                     time.sleep(0.05)
 
+        # The pool's exit waits for every task: whatever fails below, the loops must end, or a
+        # failure (a server that never answers 503, a timeout) turns into a hang.
         with ThreadPoolExecutor(STEADY_CLIENTS + SLOW_UPLOADS + 1) as pool:
-            lb = pool.submit(load_balancer)
-            steady_runs = [pool.submit(steady, i) for i in range(STEADY_CLIENTS)]
-            time.sleep(0.8)  # steady traffic flowing
-            uploads = [pool.submit(upload, i) for i in range(SLOW_UPLOADS)]
-            time.sleep(0.3)  # the uploads' connections are accepted and their bodies streaming
-            sigterm_at = time.monotonic()
-            server.process.send_signal(signal.SIGTERM)
-            for future in [*uploads, *steady_runs]:
-                future.result(timeout=60)
-            returncode = server.process.wait(timeout=SHUTDOWN_DELAY + DRAIN_TIMEOUT + 10)
-            exited_at = time.monotonic()
-            process_gone.set()
-            lb.result(timeout=10)
+            try:
+                lb = pool.submit(load_balancer)
+                steady_runs = [pool.submit(steady, i) for i in range(STEADY_CLIENTS)]
+                time.sleep(0.8)  # steady traffic flowing
+                uploads = [pool.submit(upload, i) for i in range(SLOW_UPLOADS)]
+                time.sleep(0.3)  # the uploads' connections are accepted and their bodies streaming
+                sigterm_at = time.monotonic()
+                server.process.send_signal(signal.SIGTERM)
+                for future in [*uploads, *steady_runs]:
+                    future.result(timeout=60)
+                returncode = server.process.wait(timeout=SHUTDOWN_DELAY + DRAIN_TIMEOUT + 10)
+                exited_at = time.monotonic()
+                process_gone.set()
+                lb.result(timeout=10)
+            finally:
+                lb_stop.set()
+                process_gone.set()
 
         log = server.log_path.read_text()
 

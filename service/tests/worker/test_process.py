@@ -81,7 +81,7 @@ def spawn(tmp_path: Path) -> Iterator[Any]:
     for worker in started:
         if worker.process.poll() is None:
             worker.process.kill()
-            worker.process.wait()
+            worker.process.wait(timeout=10)
 
 
 async def test_a_worker_killed_mid_batch_loses_nothing(
