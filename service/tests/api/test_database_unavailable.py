@@ -3,7 +3,11 @@ stack trace per request (found by tests/chaos, which kills PostgreSQL under load
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import struct
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -15,10 +19,32 @@ from service.tests.builders import make_settings
 from testsupport.servers import free_port
 
 
-@pytest.fixture
-def settings() -> Settings:
-    # Nothing listens there: every connection attempt is refused, as after a database crash.
-    return make_settings(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/gone")
+async def _answer_starting_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """What PostgreSQL answers while it replays its WAL after a crash: FATAL 57P03."""
+    with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+        while True:
+            length, code = struct.unpack("!ii", await reader.readexactly(8))
+            await reader.readexactly(length - 8)
+            if code == 80877103:  # SSLRequest: no TLS here, the client goes on in plain text
+                writer.write(b"N")
+                continue
+            fields = b"SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0"
+            writer.write(b"E" + struct.pack("!i", len(fields) + 4) + fields)
+            await writer.drain()
+            break
+    writer.close()
+
+
+@pytest.fixture(params=["refused", "starting up"])
+async def settings(request: pytest.FixtureRequest) -> AsyncIterator[Settings]:
+    if request.param == "refused":
+        # Nothing listens there: every connection attempt is refused, as after a database crash.
+        yield make_settings(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/gone")
+        return
+    server = await asyncio.start_server(_answer_starting_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield make_settings(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/recovering")
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import EmulatedDBAPIException, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Route
 
@@ -197,6 +197,9 @@ DATABASE_RETRY_AFTER_SECONDS = 2
 # Errors that may mean the database is gone rather than a bug (checked by database_failure).
 _DATABASE_ERRORS = (
     SQLAlchemyError,
+    # The driver's errors as SQLAlchemy's asyncpg adapter raises them where no Connection wraps
+    # them (the read model's checkout: a server still starting up refuses with 57P03).
+    EmulatedDBAPIException,
     OSError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,

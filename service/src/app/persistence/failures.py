@@ -53,7 +53,7 @@ def _classify(exc: BaseException) -> DatabaseFailure | None:
         return DatabaseFailure.UNAVAILABLE
     # A pooled connection still busy with an operation that an outage interrupted (seen right after
     # a PostgreSQL restart under load): this request cannot use it, and it is discarded
-    # (core/database.fetch_rows invalidates a connection on any non-server error).
+    # (Database.driver_connection invalidates a connection on any non-server error).
     if isinstance(exc, asyncpg.InternalClientError) and "another operation" in str(exc):
         return DatabaseFailure.UNAVAILABLE
     sqlstate = getattr(exc, "sqlstate", None)
