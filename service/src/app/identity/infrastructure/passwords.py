@@ -29,7 +29,7 @@ def owasp_argon2id() -> PasswordHash:
 
 
 class Argon2PasswordHasher:
-    def __init__(self, concurrency: int = 2) -> None:
+    def __init__(self, concurrency: int = 1) -> None:
         self._hash = owasp_argon2id()
         # Caps concurrent hashes: a login burst queues instead of starving the CPU.
         self._limiter = anyio.CapacityLimiter(concurrency)
