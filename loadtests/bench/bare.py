@@ -16,8 +16,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from app.projects.presentation.schemas import ProjectPage
+from app.settings import Settings
 
 PAGE_MODEL = ProjectPage
+# The service's own pool (its defaults), so a baseline holds as many connections as it does.
+POOL_SIZE: int = Settings.model_fields["db_pool_size"].default
+MAX_OVERFLOW: int = Settings.model_fields["db_max_overflow"].default
 
 # The service's query for a member's list page (projects/infrastructure/repository.py): the
 # owner filter, the keyset order, one row beyond the page to tell whether another exists.

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI, Request
 
-from loadtests.bench.bare import LIST_SQL, PAGE_MODEL, page, serve
+from loadtests.bench.bare import LIST_SQL, MAX_OVERFLOW, PAGE_MODEL, POOL_SIZE, page, serve
 from loadtests.seed import asyncpg_dsn
 
 LIST = LIST_SQL.format(owner="$1", fetch="$2")
@@ -23,7 +23,7 @@ LIST = LIST_SQL.format(owner="$1", fetch="$2")
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     dsn = asyncpg_dsn(os.environ.get("DATABASE_URL", "postgresql+asyncpg://localhost/loadtest"))
-    async with asyncpg.create_pool(dsn, min_size=10, max_size=10) as pool:
+    async with asyncpg.create_pool(dsn, min_size=POOL_SIZE, max_size=POOL_SIZE + MAX_OVERFLOW) as pool:
         app.state.pool = pool
         yield
 

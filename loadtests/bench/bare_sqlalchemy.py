@@ -14,10 +14,12 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from loadtests.bench.bare import LIST_SQL, PAGE_MODEL, page, serve
+from loadtests.bench.bare import LIST_SQL, MAX_OVERFLOW, PAGE_MODEL, POOL_SIZE, page, serve
 
 engine = create_async_engine(
-    os.environ.get("DATABASE_URL", "postgresql+asyncpg://localhost/loadtest"), pool_size=10, max_overflow=5
+    os.environ.get("DATABASE_URL", "postgresql+asyncpg://localhost/loadtest"),
+    pool_size=POOL_SIZE,
+    max_overflow=MAX_OVERFLOW,
 )
 LIST = text(LIST_SQL.format(owner=":owner", fetch=":fetch"))
 

@@ -51,7 +51,11 @@ class Settings(BaseSettings):
     # --- persistence ---
     database_url: str = "sqlite+aiosqlite:///./reference-service.db"
     db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=5, ge=0)
+    # No overflow by default: under sustained load SQLAlchemy's QueuePool closes an overflow
+    # connection as soon as it is handed back to a full pool and opens another for the next
+    # request (a PostgreSQL backend forked per request beyond the pool; 6 % of a list request's
+    # CPU in py-spy). With 0, list throughput x1.13 in an A/B (6 alternating rounds).
+    db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
     db_connect_timeout_seconds: float = Field(default=3.0, gt=0)
