@@ -28,6 +28,7 @@ from pathlib import Path
 
 from kit.paths import ROOT
 from loadtests.seed import SeedSize, seed
+from testsupport.processes import MIGRATE_TIMEOUT_SECONDS
 from testsupport.servers import (
     free_port,
     port_open,
@@ -39,7 +40,6 @@ from testsupport.servers import (
 
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 LOOPBACK = "127.0.0.1"
-MIGRATE_TIMEOUT_SECONDS = 120
 
 
 class StackError(RuntimeError):

@@ -8,6 +8,7 @@ and N's app must start against that database.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ from service.tests.builders import DEFAULT_PASSWORD, make_settings, unique_email
 from service.tests.system.service_process import service_process
 from testsupport.app_process import smoke
 from testsupport.database_roles import RoleUrls, create_database_with_roles
-from testsupport.servers import PostgresServer, pg_tool, wait_until
+from testsupport.servers import PostgresServer, pg_tool, stop_process, wait_until
 
 NEXT_REVISION = "next_release_0001"
 # An expand step: a nullable column release N never reads, on the busiest table.
@@ -238,8 +239,7 @@ def lock_holder(postgres: PostgresServer, database: RoleUrls) -> Iterator[LockHo
 
     yield hold
     for holder in holders:
-        holder.kill()
-        holder.wait(timeout=10)
+        stop_process(holder, signum=signal.SIGKILL)
     # The backend sleeps on after its client died: end it, or the server's shutdown waits for it.
     postgres.psql(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' "

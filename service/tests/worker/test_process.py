@@ -19,7 +19,7 @@ import pytest
 
 from app.settings import Settings
 from service.tests.worker.conftest import add_events, outbox_rows, worker_settings
-from testsupport.servers import free_port, wait_until
+from testsupport.servers import free_port, stop_process, wait_until
 from testsupport.webhook_receiver import Receiver
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -79,9 +79,7 @@ def spawn(tmp_path: Path) -> Iterator[Any]:
 
     yield start
     for worker in started:
-        if worker.process.poll() is None:
-            worker.process.kill()
-            worker.process.wait(timeout=10)
+        stop_process(worker.process, signum=signal.SIGKILL)
 
 
 async def test_a_worker_killed_mid_batch_loses_nothing(
